@@ -1,0 +1,165 @@
+"""The room socket: parse, one service call, format (PROTOCOL.md).
+
+Delivery per socket is ordered, gapless and duplicate-free: `last_sent` is the
+highest seq this socket was sent; a live event at or below it is dropped, one
+beyond `last_sent + 1` first pulls the missing events from the database.
+"""
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db import DatabaseError
+
+from . import protocol, ratelimit
+from .errors import ChatError
+from .heads import watcher
+from .services import RoomAccess, message_post, read_mark, room_frames, room_join, room_replay
+
+logger = logging.getLogger(__name__)
+
+
+def db(func: Any) -> Any:
+    """Run a service in the thread pool with a pooled connection, not serialised
+    through the single thread-sensitive executor."""
+    return database_sync_to_async(func, thread_sensitive=False)
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    access: RoomAccess | None = None
+    last_sent: int = 0
+    watched_head: int | None = None
+
+    async def connect(self) -> None:
+        await self.accept()
+        try:
+            params = protocol.parse_join(self.scope.get("query_string", b""))
+            raw_name = self.scope["url_route"]["kwargs"]["room"].removesuffix("/")
+            access = await db(room_join)(user=self.scope["user"], name=raw_name)
+        except ChatError as exc:
+            await self.refuse(exc)
+            return
+        except DatabaseError:
+            logger.exception("join failed: database unavailable")
+            await self.refuse(ChatError("unavailable", "The chat is unavailable; try again shortly."), code=1013)
+            return
+        self.lock = asyncio.Lock()
+        # Join the group before reading the replay: an event committed in between
+        # arrives live and is either sent or dropped by seq, never lost.
+        await self.channel_layer.group_add(access.group, self.channel_name)
+        replay = await db(room_replay)(access=access, since=params.since, limit=params.history)
+        for frame in replay.frames:
+            await self.send(text_data=frame)
+        self.last_sent = replay.last_seq
+        self.access = access
+        await self.send_json(
+            {
+                "type": "history.end",
+                "room": access.name,
+                "last_seq": replay.last_seq,
+                "count": len(replay.frames),
+                "truncated": replay.truncated,
+                "reset": replay.reset,
+            }
+        )
+        watcher().add(self)
+
+    async def disconnect(self, code: int) -> None:
+        if self.access is not None:
+            watcher().discard(self)
+            await self.channel_layer.group_discard(self.access.group, self.channel_name)
+            self.access = None
+
+    async def refuse(self, exc: ChatError, code: int | None = None) -> None:
+        await self.send_json(exc.as_frame())
+        await self.close(code=code or exc.close_code or 4400)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        access = self.access
+        if access is None:
+            return
+        try:
+            command = protocol.parse_frame(text_data, bytes_data)
+            if isinstance(command, protocol.Read):
+                await db(read_mark)(access=access, seq=command.seq)
+                return
+            if not await ratelimit.allow(access.user_id):
+                raise ChatError(
+                    "rate_limited",
+                    "You are sending messages too fast; wait a moment and resend with the same client_id.",
+                    client_id=command.client_id,
+                )
+            posted = await db(message_post)(access=access, text=command.text, client_id=command.client_id)
+        except ChatError as exc:
+            await self.send_json(exc.as_frame())
+            return
+        except DatabaseError:
+            logger.exception("post failed: event store unavailable room=%s user=%s", access.name, access.user_id)
+            client_id = getattr(locals().get("command"), "client_id", None)
+            await self.send_json(
+                ChatError(
+                    "unavailable",
+                    "The message could not be saved; resend it with the same client_id.",
+                    client_id=client_id,
+                ).as_frame()
+            )
+            return
+        if not posted.duplicate:
+            await self.broadcast(access, posted.seq, posted.frame)
+        await self.send_json(
+            {
+                "type": "ack",
+                "client_id": posted.client_id,
+                "seq": posted.seq,
+                "id": posted.id,
+                "duplicate": posted.duplicate,
+            }
+        )
+
+    async def broadcast(self, access: RoomAccess, seq: int, frame: str) -> None:
+        try:
+            await self.channel_layer.group_send(access.group, {"type": "chat.event", "seq": seq, "frame": frame})
+        except Exception:
+            # The event is committed; sockets will read it from the database.
+            logger.warning("broadcast failed room=%s seq=%s", access.name, seq, exc_info=True)
+
+    async def chat_event(self, message: dict[str, Any]) -> None:
+        """A live event from the channel layer."""
+        seq = message["seq"]
+        if self.access is None or seq <= self.last_sent:
+            return
+        await self.deliver([(seq, message["frame"])])
+
+    async def deliver(self, frames: list[tuple[int, str]]) -> None:
+        """Send frames in seq order, filling any gap before them from the database."""
+        access = self.access
+        if access is None:
+            return
+        async with self.lock:
+            for seq, frame in frames:
+                if seq <= self.last_sent:
+                    continue
+                if seq > self.last_sent + 1:
+                    missing = await db(room_frames)(access=access, after=self.last_sent, upto=seq - 1)
+                    for missing_seq, missing_frame in missing:
+                        if missing_seq > self.last_sent:
+                            await self.send(text_data=missing_frame)
+                            self.last_sent = missing_seq
+                await self.send(text_data=frame)
+                self.last_sent = seq
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content, ensure_ascii=False))
+
+
+class UnknownPathConsumer(AsyncWebsocketConsumer):
+    """Any other WebSocket path: a clear refusal instead of a handshake error."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        error = ChatError("invalid_request", "There is no WebSocket endpoint at this path; use /ws/chat/<room>/.")
+        await self.send(text_data=json.dumps(error.as_frame()))
+        await self.close(code=4400)

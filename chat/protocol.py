@@ -1,0 +1,94 @@
+"""Parsing of what clients send: frames and the connect query string.
+
+Pure functions: they turn wire input into commands or raise ChatError with the
+code PROTOCOL.md gives for it. Nothing here touches the database.
+"""
+
+import json
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from django.conf import settings
+
+from events.schemas import SchemaError, event_type
+
+from .errors import ChatError
+from .events import MESSAGE_POSTED
+
+
+@dataclass(frozen=True)
+class Post:
+    text: str
+    client_id: str | None
+
+
+@dataclass(frozen=True)
+class Read:
+    seq: int
+
+
+@dataclass(frozen=True)
+class JoinParams:
+    since: int | None
+    history: int
+
+
+def parse_frame(text_data: str | None, bytes_data: bytes | None) -> Post | Read:
+    max_bytes = settings.CHAT_FRAME_MAX_BYTES
+    if text_data is None:
+        raise ChatError("too_large", "Binary frames are not accepted; send JSON text.")
+    # A str of n characters encodes to at most 4n bytes: skip the encode when it can't matter.
+    if len(text_data) * 4 > max_bytes and len(text_data.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise ChatError("too_large", f"The frame is larger than {max_bytes} bytes.")
+    try:
+        frame = json.loads(text_data)
+    except ValueError:
+        raise ChatError("invalid_json", "The frame is not valid JSON.") from None
+    if not isinstance(frame, dict):
+        raise ChatError("invalid_json", "The frame must be a JSON object.")
+    client_id = _client_id(frame)
+    kind = frame.get("type", "chat.message")
+    if kind == "chat.message":
+        try:
+            data = event_type(MESSAGE_POSTED).validate({"message": frame.get("message")})
+        except SchemaError as exc:
+            raise ChatError("invalid_message", str(exc), client_id=client_id) from None
+        return Post(text=data["message"], client_id=client_id)
+    if kind == "read":
+        seq = frame.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise ChatError("invalid_message", "'seq' must be a non-negative integer.", client_id=client_id)
+        return Read(seq=seq)
+    raise ChatError(
+        "unknown_type", f"The server does not handle frames of type {str(kind)[:64]!r}.", client_id=client_id
+    )
+
+
+def _client_id(frame: dict[str, object]) -> str | None:
+    value = frame.get("client_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= 64 or not value.isprintable():
+        raise ChatError("invalid_message", "'client_id' must be a string of 1 to 64 printable characters.")
+    return value
+
+
+def parse_join(query_string: bytes) -> JoinParams:
+    try:
+        query = parse_qs(query_string.decode("ascii"), strict_parsing=False)
+    except UnicodeDecodeError:
+        raise ChatError("invalid_request", "The query string is not valid.") from None
+    since = _non_negative(query, "since")
+    history = _non_negative(query, "history")
+    limit = settings.CHAT_HISTORY_LIMIT if history is None else min(history, settings.CHAT_HISTORY_MAX)
+    return JoinParams(since=since, history=limit)
+
+
+def _non_negative(query: dict[str, list[str]], name: str) -> int | None:
+    values = query.get(name)
+    if not values:
+        return None
+    value = values[-1]
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise ChatError("invalid_request", f"'{name}' must be a non-negative integer.")
+    return int(value)

@@ -1,0 +1,51 @@
+"""Per-user send rate, shared by every server process through Redis.
+
+A fixed window of CHAT_RATE_LIMIT (`<n>/<secs>s`); when Redis cannot be reached
+the limit is not enforced rather than refusing every message.
+"""
+
+import asyncio
+import logging
+import time
+import weakref
+
+import redis.asyncio as aioredis
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]" = weakref.WeakKeyDictionary()
+
+
+def parse_rate(spec: str) -> tuple[int, float]:
+    """'20/10s' -> (20, 10.0)."""
+    count, _, window = spec.partition("/")
+    seconds = float(window.removesuffix("s") or 1)
+    if int(count) < 1 or seconds <= 0:
+        raise ValueError(f"CHAT_RATE_LIMIT must look like '20/10s', not {spec!r}")
+    return int(count), seconds
+
+
+def _client() -> aioredis.Redis:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = aioredis.Redis.from_url(settings.REDIS_URL)
+        _clients[loop] = client
+    return client
+
+
+async def allow(user_id: int) -> bool:
+    """Count one message for the user; False when it is over the rate."""
+    limit, seconds = parse_rate(settings.CHAT_RATE_LIMIT)
+    window = int(time.time() // seconds)
+    key = f"chat:rate:{user_id}:{window}"
+    try:
+        async with _client().pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, int(seconds) + 1)
+            count, _ = await pipe.execute()
+    except (aioredis.RedisError, OSError):
+        logger.warning("rate limit not enforced: Redis unavailable", extra={"user_id": user_id})
+        return True
+    return int(count) <= limit

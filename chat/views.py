@@ -1,0 +1,46 @@
+"""HTTP adapters of the chat: the scrollback API."""
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+
+from events.selectors import events_before
+
+from .errors import ChatError
+from .events import message_payload
+from .services import room_readable
+
+_STATUS = {"unauthenticated": 401, "forbidden": 403, "not_found": 404, "invalid_request": 400}
+
+
+def _error(exc: ChatError) -> JsonResponse:
+    return JsonResponse({"error": exc.code, "detail": exc.detail}, status=_STATUS.get(exc.code, 400))
+
+
+def _int_param(request: HttpRequest, name: str) -> int | None:
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise ChatError("invalid_request", f"'{name}' must be a non-negative integer.")
+    return int(raw)
+
+
+def room_events(request: HttpRequest, room: str) -> JsonResponse:
+    """GET /api/rooms/<room>/events?before=SEQ&limit=N: a page of older events,
+    oldest first within the page; pages move from newest to oldest."""
+    try:
+        before = _int_param(request, "before")
+        limit = _int_param(request, "limit")
+        found = room_readable(user=request.user, name=room)
+    except ChatError as exc:
+        return _error(exc)
+    limit = settings.CHAT_HISTORY_LIMIT if limit is None else max(1, min(limit, settings.CHAT_HISTORY_MAX))
+    page, has_more = events_before(stream_id=found.stream_id, before=before, limit=limit)
+    return JsonResponse(
+        {
+            "room": found.name,
+            "events": [message_payload(e, room=found.name) for e in page],
+            "has_more": has_more,
+        },
+        json_dumps_params={"ensure_ascii": False},
+    )

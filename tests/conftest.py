@@ -1,0 +1,67 @@
+"""Shared fixtures.
+
+Integration and e2e tests commit for real (a daphne process must see the data),
+so they use `committed` rather than pytest-django's `transactional_db`: its flush
+TRUNCATEs every table, which the event log refuses by design. Data they create is
+uniquely named and stays in the test database until the session drops it.
+"""
+
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from tests.factories import UserFactory
+from tests.support.servers import Daphne, server_env
+
+
+@pytest.fixture
+def committed(django_db_setup, django_db_blocker) -> Iterator[None]:
+    with django_db_blocker.unblock():
+        yield
+
+
+def session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}"
+
+
+@pytest.fixture
+def make_user(committed):
+    """A committed user and its session cookie: `user, cookie = make_user()`."""
+
+    def make(**kwargs):
+        user = UserFactory(**kwargs)
+        return user, session_cookie(user)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def db_settings(django_db_setup) -> dict:
+    return settings.DATABASES["default"]
+
+
+@pytest.fixture(scope="session")
+def server(db_settings) -> Iterator[Daphne]:
+    """One real daphne for the session (rate limit lifted; tests that need it start their own)."""
+    daphne = Daphne(env=server_env(db_settings)).start()
+    yield daphne
+    daphne.stop()
+
+
+@pytest.fixture
+def start_server(db_settings) -> Iterator:
+    """Start extra daphne processes with env overrides; all stopped after the test."""
+    started: list[Daphne] = []
+
+    def start(**overrides: str) -> Daphne:
+        daphne = Daphne(env=server_env(db_settings, **overrides)).start()
+        started.append(daphne)
+        return daphne
+
+    yield start
+    for daphne in started:
+        daphne.stop()

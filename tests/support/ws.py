@@ -1,0 +1,72 @@
+"""A WebSocket client speaking PROTOCOL.md, for tests."""
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import quote
+
+import websockets
+
+
+class ChatClient:
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    @classmethod
+    async def connect(
+        cls, base: str, room: str, *, cookie: str | None = None, query: str = "", origin: str | None = None
+    ):
+        headers = {"Origin": origin if origin is not None else base.replace("ws://", "http://")}
+        if cookie:
+            headers["Cookie"] = cookie
+        url = f"{base}/ws/chat/{quote(room)}/" + (f"?{query}" if query else "")
+        return cls(await websockets.connect(url, additional_headers=headers, open_timeout=10, max_size=2**22))
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+
+    async def send(self, frame: Any) -> None:
+        await self.ws.send(frame if isinstance(frame, str | bytes) else json.dumps(frame))
+
+    async def history(self, timeout: float = 10.0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Frames up to and including history.end."""
+        frames = []
+        while True:
+            frame = await self.recv(timeout)
+            if frame["type"] == "history.end":
+                return frames, frame
+            frames.append(frame)
+
+    async def until(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The next frame of a type, skipping others."""
+        while True:
+            frame = await self.recv(timeout)
+            if frame["type"] == kind:
+                return frame
+
+    async def post(self, message: str, client_id: str | None = None) -> dict[str, Any]:
+        """Send a message and return its ack (or error), skipping events."""
+        frame: dict[str, Any] = {"type": "chat.message", "message": message}
+        if client_id is not None:
+            frame["client_id"] = client_id
+        await self.send(frame)
+        while True:
+            reply = await self.recv()
+            if reply["type"] in ("ack", "error"):
+                return reply
+
+    async def events(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The next `count` event frames, skipping acks."""
+        out: list[dict[str, Any]] = []
+        while len(out) < count:
+            frame = await self.recv(timeout)
+            if frame["type"] == "chat.message":
+                out.append(frame)
+        return out
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+    @property
+    def close_code(self) -> int | None:
+        return self.ws.close_code
