@@ -11,6 +11,8 @@ import websockets
 class ChatClient:
     def __init__(self, ws: Any) -> None:
         self.ws = ws
+        # Frames read past while waiting for something else (an ack), kept for later reads.
+        self.backlog: list[dict[str, Any]] = []
 
     @classmethod
     async def connect(
@@ -23,6 +25,11 @@ class ChatClient:
         return cls(await websockets.connect(url, additional_headers=headers, open_timeout=10, max_size=2**22))
 
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        if self.backlog:
+            return self.backlog.pop(0)
+        return await self._recv_wire(timeout)
+
+    async def _recv_wire(self, timeout: float) -> dict[str, Any]:
         return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
 
     async def send(self, frame: Any) -> None:
@@ -45,15 +52,16 @@ class ChatClient:
                 return frame
 
     async def post(self, message: str, client_id: str | None = None) -> dict[str, Any]:
-        """Send a message and return its ack (or error), skipping events."""
+        """Send a message and return its ack (or error); other frames are kept for later reads."""
         frame: dict[str, Any] = {"type": "chat.message", "message": message}
         if client_id is not None:
             frame["client_id"] = client_id
         await self.send(frame)
         while True:
-            reply = await self.recv()
+            reply = await self._recv_wire(5.0)
             if reply["type"] in ("ack", "error"):
                 return reply
+            self.backlog.append(reply)
 
     async def events(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """The next `count` event frames, skipping acks."""

@@ -90,7 +90,7 @@ def test_bad_frames_get_an_error_keep_the_socket_and_write_nothing(server, make_
         c = await ChatClient.connect(server.ws, room, cookie=cookie)
         await c.history()
         await c.send(frame)
-        error = await c.recv()
+        error = await c.until("error")
         ack = await c.post("still alive")
         await c.close()
         return error, ack
