@@ -75,7 +75,7 @@ def _client_id(frame: dict[str, object]) -> str | None:
 
 def parse_join(query_string: bytes) -> JoinParams:
     try:
-        query = parse_qs(query_string.decode("ascii"), strict_parsing=False)
+        query = parse_qs(query_string.decode("ascii"), keep_blank_values=True)
     except UnicodeDecodeError:
         raise ChatError("invalid_request", "The query string is not valid.") from None
     since = _non_negative(query, "since")

@@ -88,7 +88,7 @@ def server_env(db: dict, **overrides: str) -> dict[str, str]:
         {
             "DATABASE_URL": database_url(db),
             "DJANGO_SETTINGS_MODULE": "config.settings",
-            "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests' / 'support'}",
+            "PYTHONPATH": str(ROOT),
             "CHAT_RATE_LIMIT": "100000/1s",
         }
     )

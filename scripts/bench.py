@@ -1,0 +1,195 @@
+#!/usr/bin/env python
+"""`make bench`: our server side by side with the seed's tutorial chat (../shared/bench),
+plus the replay benchmark. Prints JSON lines; run from the repo root with the venv.
+
+Uses its own database (`<name>_bench`), so benchmark rooms never mix with demo data.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_BENCH = ROOT.parent / "shared" / "bench"
+sys.path.insert(0, str(ROOT))
+
+from tests.support.servers import free_port, wait_port  # noqa: E402
+
+
+def bench_database_url() -> str:
+    u = urlparse(os.environ["DATABASE_URL"])
+    return urlunparse(u._replace(path=u.path.rstrip("/") + "_bench"))
+
+
+def setup_django(db_url: str) -> None:
+    os.environ["DATABASE_URL"] = db_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+
+
+def ensure_database(db_url: str) -> None:
+    import psycopg
+
+    u = urlparse(db_url)
+    admin = urlunparse(u._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [u.path.lstrip("/")]).fetchone():
+            conn.execute(f'CREATE DATABASE "{u.path.lstrip("/")}"')
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0", "--noinput"], cwd=ROOT, check=True, env=os.environ)
+
+
+def make_cookies(n: int, path: Path) -> None:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    User = get_user_model()
+    lines = []
+    for i in range(n):
+        user, _ = User.objects.get_or_create(username=f"bench{i}")
+        client = Client()
+        client.force_login(user)
+        lines.append(f"sessionid={client.cookies['sessionid'].value}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def seeded_room(name: str, events: int) -> str:
+    """A room holding exactly `events` messages, bulk-inserted once and kept."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+
+    from chat.services import room_join
+
+    user, _ = get_user_model().objects.get_or_create(username="bench0")
+    access = room_join(user=user, name=name)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT head FROM events_stream WHERE id = %s FOR UPDATE", [access.stream_id])
+        head = cur.fetchone()[0]
+        if head < events:
+            t0 = time.perf_counter()
+            cur.execute(
+                """INSERT INTO events_event (stream_id, seq, type, schema_version, data, actor_id)
+                   SELECT %s, g, 'chat.message.posted', 1, jsonb_build_object('message', 'history ' || g), %s
+                   FROM generate_series(%s, %s) AS g""",
+                [access.stream_id, user.pk, head + 1, events],
+            )
+            cur.execute("UPDATE events_stream SET head = %s WHERE id = %s", [events, access.stream_id])
+            print(f"seeded {name}: {events - head} events in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE events_event")
+    return name
+
+
+async def replay_times(base: str, room: str, cookie: str, n: int, history: int) -> list[float]:
+    import websockets
+
+    times = []
+    origin = base.replace("ws://", "http://")
+    for _ in range(n):
+        t0 = time.perf_counter()
+        async with websockets.connect(
+            f"{base}/ws/chat/{room}/?history={history}",
+            additional_headers={"Origin": origin, "Cookie": cookie},
+            compression=None,
+        ) as ws:
+            count = 0
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame["type"] == "history.end":
+                    break
+                count += 1
+            times.append((time.perf_counter() - t0) * 1000)
+            assert count == history, count
+    return times
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return round(xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))], 2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-compare", action="store_true")
+    ap.add_argument("--skip-replay", action="store_true")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--replays", type=int, default=200)
+    args = ap.parse_args()
+
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret")
+    os.environ["DJANGO_DEBUG"] = "false"
+    db_url = bench_database_url()
+    os.environ["DATABASE_URL"] = db_url
+    ensure_database(db_url)
+    setup_django(db_url)
+    workdir = Path(tempfile.mkdtemp(prefix="chat-bench-"))
+    cookies = workdir / "cookies.txt"
+    make_cookies(50, cookies)
+
+    port = free_port()
+    env = dict(
+        os.environ,
+        # The benchmark measures fan-out: the per-user send limit would refuse its senders.
+        CHAT_RATE_LIMIT="1000000/1s",
+        LOG_LEVEL="WARNING",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        wait_port(port, server)
+        base = f"ws://127.0.0.1:{port}"
+        if not args.skip_compare:
+            cmd = [
+                sys.executable,
+                str(SHARED_BENCH / "compare.py"),
+                "--target",
+                base,
+                "--target-cookies",
+                str(cookies),
+                "--redis-url",
+                os.environ["REDIS_URL"],
+                "--rounds",
+                str(args.rounds),
+            ]
+            subprocess.run(cmd, check=True)
+        if not args.skip_replay:
+            cookie = cookies.read_text().splitlines()[0]
+            results = {}
+            for events in (1_000, 1_000_000):
+                room = seeded_room(f"replay-{events}", events)
+                asyncio.run(replay_times(base, room, cookie, 10, 50))  # warm-up
+                times = asyncio.run(replay_times(base, room, cookie, args.replays, 50))
+                results[events] = times
+                print(
+                    json.dumps(
+                        {
+                            "scenario": f"replay_last50_room_{events}",
+                            "connects": len(times),
+                            "p50_ms": pct(times, 50),
+                            "p99_ms": pct(times, 99),
+                            "mean_ms": round(statistics.mean(times), 2),
+                        }
+                    ),
+                    flush=True,
+                )
+            ratio = pct(results[1_000_000], 99) / pct(results[1_000], 99)
+            print(json.dumps({"scenario": "replay_1M_over_1k_p99", "ratio": round(ratio, 2)}), flush=True)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main()
