@@ -51,12 +51,20 @@ class HeadWatcher:
                 del self.rooms[sub.access.stream_id]
 
     async def _run(self) -> None:
+        failing = False
         while self.rooms:
             await asyncio.sleep(self.interval)
             try:
                 await self.check()
             except Exception:
-                logger.exception("head check failed")
+                # Once per outage, not every tick.
+                if not failing:
+                    logger.exception("head check failed; retrying every %ss", self.interval)
+                failing = True
+            else:
+                if failing:
+                    logger.info("head check recovered")
+                failing = False
 
     async def check(self) -> None:
         if not self.rooms:
