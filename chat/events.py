@@ -2,18 +2,29 @@
 
 One definition validates input, is stored, and is rendered: the socket frame,
 the scrollback API and (later) emails all use `message_payload`.
+
+Corrections are events of their own (`chat.message.edited`, `chat.message.redacted`)
+with their own seq. Readers pass the target message's `Current` state (from the
+chat.MessageState read model, see chat.selectors) so a replayed message shows its
+current version and a redacted text is never rendered.
 """
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 
 from events.models import Event
-from events.schemas import Data, EventType, register, upcast, validate_text
+from events.schemas import Data, EventType, SchemaError, register, upcast, validate_text
 
 MESSAGE_POSTED = "chat.message.posted"
+MESSAGE_EDITED = "chat.message.edited"
+MESSAGE_REDACTED = "chat.message.redacted"
+ROOM_ARCHIVED = "chat.room.archived"
+USER_ERASED = "chat.user.erased"
+REASON_MAX_CHARS = 500
 
 
 def _validate_message_posted(data: Data) -> Data:
@@ -21,35 +32,127 @@ def _validate_message_posted(data: Data) -> Data:
     return {"message": text}
 
 
+def validate_seq(value: object, *, field_name: str = "target_seq") -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise SchemaError(f"'{field_name}' must be a positive integer.")
+    return value
+
+
+def validate_reason(value: object) -> str:
+    """Optional free text: absent or null is an empty reason."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise SchemaError("'reason' must be a string.")
+    if len(value) > REASON_MAX_CHARS:
+        raise SchemaError(f"'reason' is {len(value)} characters long; the limit is {REASON_MAX_CHARS}.")
+    if "\x00" in value:
+        raise SchemaError("'reason' must not contain a NUL character.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SchemaError("'reason' contains an invalid character (a lone surrogate).") from None
+    return value
+
+
+def _validate_message_edited(data: Data) -> Data:
+    target = validate_seq(data.get("target_seq"))
+    text = validate_text(data.get("message"), field_name="message", max_chars=settings.CHAT_MESSAGE_MAX_CHARS)
+    return {"target_seq": target, "message": text}
+
+
+def _validate_message_redacted(data: Data) -> Data:
+    return {"target_seq": validate_seq(data.get("target_seq")), "reason": validate_reason(data.get("reason"))}
+
+
+def _validate_room_archived(data: Data) -> Data:
+    return {}
+
+
+def _validate_user_erased(data: Data) -> Data:
+    return {"user_id": validate_seq(data.get("user_id"), field_name="user_id")}
+
+
 register(EventType(name=MESSAGE_POSTED, version=1, validate=_validate_message_posted))
+register(EventType(name=MESSAGE_EDITED, version=1, validate=_validate_message_edited))
+register(EventType(name=MESSAGE_REDACTED, version=1, validate=_validate_message_redacted))
+register(EventType(name=ROOM_ARCHIVED, version=1, validate=_validate_room_archived))
+register(EventType(name=USER_ERASED, version=1, validate=_validate_user_erased))
 
 # The wire type of each event type (PROTOCOL.md).
-WIRE_TYPES = {MESSAGE_POSTED: "chat.message"}
+WIRE_TYPES = {MESSAGE_POSTED: "chat.message", MESSAGE_EDITED: "chat.edit", MESSAGE_REDACTED: "chat.redact"}
+# Event types that point at a posted message of their room.
+CORRECTIONS = (MESSAGE_EDITED, MESSAGE_REDACTED)
+
+
+@dataclass(frozen=True)
+class Current:
+    """The current version of a corrected message (chat.MessageState)."""
+
+    text: str
+    edited: bool
+    redacted: bool
 
 
 def iso_utc(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def message_payload(event: Event, *, room: str, username: str | None = None) -> dict[str, Any]:
-    """The client-facing shape of an event (without the `replay` flag)."""
-    data = upcast(event.type, event.schema_version, event.data)
+def event_data(event: Event) -> Data:
+    return upcast(event.type, event.schema_version, event.data)
+
+
+def is_erased(data: Data) -> bool:
+    """Data scrubbed by `manage.py erase_user` (events_erase_texts)."""
+    return data.get("erased") is True
+
+
+def message_payload(
+    event: Event, *, room: str, username: str | None = None, current: Current | None = None
+) -> dict[str, Any]:
+    """The client-facing shape of an event (without the `replay` flag).
+
+    `current` is the state of the message the event is about (the posted message
+    itself, or the target of an edit): a redacted message renders with an empty
+    text, whatever the event holds.
+    """
+    data = event_data(event)
     if username is None:
         username = event.actor.username if event.actor is not None else ""
-    return {
+    payload: dict[str, Any] = {
         "type": WIRE_TYPES.get(event.type, event.type),
         "room": room,
         "seq": event.seq,
         "id": str(event.uuid),
         "username": username,
-        "message": data.get("message", ""),
-        "ts": iso_utc(event.created_at),
-        "client_id": event.client_id,
     }
+    redacted = is_erased(data) or (current is not None and current.redacted)
+    if event.type == MESSAGE_POSTED:
+        text = data.get("message", "")
+        if current is not None and current.edited:
+            text = current.text
+            payload["edited"] = True
+        payload["message"] = "" if redacted else text
+        if redacted:
+            payload["redacted"] = True
+    elif event.type == MESSAGE_EDITED:
+        payload["target_seq"] = data.get("target_seq")
+        payload["message"] = "" if redacted else data.get("message", "")
+        if redacted:
+            payload["redacted"] = True
+    elif event.type == MESSAGE_REDACTED:
+        payload["target_seq"] = data.get("target_seq")
+    else:
+        payload["message"] = data.get("message", "")
+    payload["ts"] = iso_utc(event.created_at)
+    payload["client_id"] = event.client_id
+    return payload
 
 
-def render_frame(event: Event, *, room: str, replay: bool, username: str | None = None) -> str:
+def render_frame(
+    event: Event, *, room: str, replay: bool, username: str | None = None, current: Current | None = None
+) -> str:
     """The JSON text frame of an event, encoded once and sent as is to every socket."""
-    payload = message_payload(event, room=room, username=username)
+    payload = message_payload(event, room=room, username=username, current=current)
     payload["replay"] = replay
     return json.dumps(payload, ensure_ascii=False)

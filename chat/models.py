@@ -10,6 +10,8 @@ class Room(models.Model):
     name = models.CharField(max_length=64, unique=True)
     stream = models.OneToOneField(Stream, on_delete=models.PROTECT, related_name="room")
     is_private = models.BooleanField(default=False)
+    # Set with the chat.room.archived event (chat.history.room_archive): no new messages.
+    is_archived = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -40,3 +42,73 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} in {self.room_id}"
+
+
+def _default_language() -> str:
+    return settings.LANGUAGE_CODE
+
+
+class Preferences(models.Model):
+    """A user's email choices and language. Users without a row get the defaults."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_preferences")
+    digest_email = models.BooleanField(default=True)
+    mention_email = models.BooleanField(default=True)
+    blog_email = models.BooleanField(default=True)
+    language = models.CharField(max_length=10, choices=settings.LANGUAGES, default=_default_language)
+
+    class Meta:
+        verbose_name_plural = "preferences"
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user_id}"
+
+
+class MentionNotice(models.Model):
+    """A mention waiting to be emailed (chat.mentions): one per (user, event), so a
+    replay of the log adds nothing. Checked again when its batch is sent."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        QUEUED = "queued"
+        DROPPED = "dropped"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    event_id = models.BigIntegerField()
+    seq = models.BigIntegerField()
+    created_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "event_id"], name="mention_user_event_unique")]
+        indexes = [
+            models.Index(fields=["created_at"], name="mention_pending_idx", condition=models.Q(status="pending")),
+        ]
+
+    def __str__(self) -> str:
+        return f"mention of {self.user_id} in {self.room_id}#{self.seq}"
+
+
+class MessageState(models.Model):
+    """The current version of a corrected message: a read model of the
+    chat.message.edited / .redacted events, written in the same transaction as
+    the event (chat.history). A message never corrected has no row."""
+
+    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="+")
+    # The seq of the chat.message.posted event.
+    seq = models.BigIntegerField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    text = models.TextField(blank=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    edit_count = models.PositiveIntegerField(default=0)
+    redacted_at = models.DateTimeField(null=True, blank=True)
+    redacted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["stream", "seq"], name="message_state_stream_seq_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.stream_id}#{self.seq} state"

@@ -13,7 +13,7 @@ from django.conf import settings
 from events.schemas import SchemaError, event_type
 
 from .errors import ChatError
-from .events import MESSAGE_POSTED
+from .events import MESSAGE_EDITED, MESSAGE_POSTED, MESSAGE_REDACTED
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,26 @@ class Read:
 
 
 @dataclass(frozen=True)
+class Edit:
+    target_seq: int
+    text: str
+    client_id: str | None
+
+
+@dataclass(frozen=True)
+class Redact:
+    target_seq: int
+    reason: str
+    client_id: str | None
+
+
+@dataclass(frozen=True)
 class JoinParams:
     since: int | None
     history: int
 
 
-def parse_frame(text_data: str | None, bytes_data: bytes | None) -> Post | Read:
+def parse_frame(text_data: str | None, bytes_data: bytes | None) -> Post | Read | Edit | Redact:
     max_bytes = settings.CHAT_FRAME_MAX_BYTES
     if text_data is None:
         raise ChatError("too_large", "Binary frames are not accepted; send JSON text.")
@@ -54,6 +68,22 @@ def parse_frame(text_data: str | None, bytes_data: bytes | None) -> Post | Read:
         except SchemaError as exc:
             raise ChatError("invalid_message", str(exc), client_id=client_id) from None
         return Post(text=data["message"], client_id=client_id)
+    if kind == "chat.edit":
+        try:
+            data = event_type(MESSAGE_EDITED).validate(
+                {"target_seq": frame.get("target_seq"), "message": frame.get("message")}
+            )
+        except SchemaError as exc:
+            raise ChatError("invalid_message", str(exc), client_id=client_id) from None
+        return Edit(target_seq=data["target_seq"], text=data["message"], client_id=client_id)
+    if kind == "chat.redact":
+        try:
+            data = event_type(MESSAGE_REDACTED).validate(
+                {"target_seq": frame.get("target_seq"), "reason": frame.get("reason")}
+            )
+        except SchemaError as exc:
+            raise ChatError("invalid_message", str(exc), client_id=client_id) from None
+        return Redact(target_seq=data["target_seq"], reason=data["reason"], client_id=client_id)
     if kind == "read":
         seq = frame.get("seq")
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:

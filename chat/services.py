@@ -21,6 +21,7 @@ from events.services import IdempotencyConflict, event_append, stream_create
 from .errors import ChatError
 from .events import MESSAGE_POSTED, render_frame
 from .models import Membership, Room
+from .selectors import events_render
 
 _ROOM_NAME = re.compile(r"[\w-]{1,64}")
 
@@ -129,14 +130,16 @@ def room_replay(*, access: RoomAccess, since: int | None, limit: int) -> Replay:
             truncated = True
             after = head - settings.CHAT_RESUME_MAX
         events = event_selectors.events_after(stream_id=access.stream_id, after=after, upto=head)
-    frames = [render_frame(e, room=access.name, replay=True) for e in events]
+    frames = [
+        frame for _, frame in events_render(stream_id=access.stream_id, events=events, room=access.name, replay=True)
+    ]
     return Replay(frames=frames, last_seq=head, truncated=truncated, reset=reset)
 
 
 def room_frames(*, access: RoomAccess, after: int, upto: int) -> list[tuple[int, str]]:
     """Live frames for seq in (after, upto]: what a socket missed from the channel layer."""
     events = event_selectors.events_after(stream_id=access.stream_id, after=after, upto=upto)
-    return [(e.seq, render_frame(e, room=access.name, replay=False)) for e in events]
+    return events_render(stream_id=access.stream_id, events=events, room=access.name, replay=False)
 
 
 def message_post(*, access: RoomAccess, text: object, client_id: str | None) -> Posted:
@@ -144,13 +147,18 @@ def message_post(*, access: RoomAccess, text: object, client_id: str | None) -> 
     if access.is_private and not Membership.objects.filter(room_id=access.room_id, user_id=access.user_id).exists():
         raise ChatError("forbidden", "You are no longer a member of this room.", client_id=client_id)
     try:
-        appended = event_append(
-            stream_id=access.stream_id,
-            type=MESSAGE_POSTED,
-            data={"message": text},
-            actor_id=access.user_id,
-            client_id=client_id,
-        )
+        with transaction.atomic():
+            appended = event_append(
+                stream_id=access.stream_id,
+                type=MESSAGE_POSTED,
+                data={"message": text},
+                actor_id=access.user_id,
+                client_id=client_id,
+            )
+            # Checked after the append, under the stream's row lock that room_archive
+            # also takes: a message is either before the archived event or refused.
+            if not appended.duplicate and room_is_archived(room_id=access.room_id):
+                raise ChatError("forbidden", "This room is archived.", client_id=client_id)
     except SchemaError as exc:
         raise ChatError("invalid_message", str(exc), client_id=client_id) from exc
     except IdempotencyConflict as exc:
@@ -163,6 +171,10 @@ def message_post(*, access: RoomAccess, text: object, client_id: str | None) -> 
         client_id=client_id,
         duplicate=appended.duplicate,
     )
+
+
+def room_is_archived(*, room_id: int) -> bool:
+    return Room.objects.filter(pk=room_id, is_archived=True).exists()
 
 
 def read_mark(*, access: RoomAccess, seq: int) -> int:

@@ -1,9 +1,12 @@
 from django.urls import path
 
-from . import views
+from . import pages, views
 
 app_name = "chat"
 
 urlpatterns = [
+    path("", pages.room_list, name="room_list"),
+    path("rooms/new/", pages.room_create, name="room_create"),
+    path("chat/<str:room>/", pages.room_page, name="room"),
     path("api/rooms/<str:room>/events", views.room_events, name="room_events"),
 ]

@@ -6,7 +6,7 @@ from django.http import HttpRequest, JsonResponse
 from events.selectors import events_before
 
 from .errors import ChatError
-from .events import message_payload
+from .selectors import events_payloads
 from .services import room_readable
 
 _STATUS = {"unauthenticated": 401, "forbidden": 403, "not_found": 404, "invalid_request": 400}
@@ -39,7 +39,7 @@ def room_events(request: HttpRequest, room: str) -> JsonResponse:
     return JsonResponse(
         {
             "room": found.name,
-            "events": [message_payload(e, room=found.name) for e in page],
+            "events": events_payloads(stream_id=found.stream_id, events=page, room=found.name),
             "has_more": has_more,
         },
         json_dumps_params={"ensure_ascii": False},

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import django_stubs_ext
 import environ
+from celery.schedules import crontab
+from django.utils.csp import CSP
+from psycopg_pool import ConnectionPool
 
 # Lets generic admin/queryset classes be subscripted at run time, as the type stubs declare them.
 django_stubs_ext.monkeypatch()
@@ -24,6 +27,8 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "daphne",
+    # Before admin: chat's registration/* templates (sign-in, password reset) replace admin's.
+    "chat",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -32,7 +37,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "events",
-    "chat",
     "blog",
 ]
 
@@ -46,6 +50,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -74,6 +79,9 @@ if env.bool("DATABASE_POOL", default=True):
         "min_size": env.int("DATABASE_POOL_MIN", default=2),
         "max_size": env.int("DATABASE_POOL_MAX", default=16),
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+        # Test each connection as it is borrowed, so one lost in a database
+        # restart is replaced instead of failing the next request.
+        "check": ConnectionPool.check_connection,
     }
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -88,7 +96,8 @@ _LAYERS = {
 }
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": _LAYERS[env.str("CHAT_CHANNEL_LAYER", default="pubsub")],
+        # "pubsub", "core", or the dotted path of a layer class.
+        "BACKEND": (lambda name: _LAYERS.get(name, name))(env.str("CHAT_CHANNEL_LAYER", default="pubsub")),
         "CONFIG": {"hosts": [REDIS_URL]},
     }
 }
@@ -110,7 +119,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `collectstatic` writes here and whitenoise serves from here (DEBUG off); tests collect into a temp dir.
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -120,6 +130,19 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy: everything from our own origin only; no inline script or style
+# (page data travels in json_script blocks, which are not executed). 'self' covers ws(s):// too.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 # EMAIL_URL (smtp://user:pass@host:port, consolemail://, ...) becomes Django 6's MAILERS.
 _email = env.email_url("EMAIL_URL", default="consolemail://")
@@ -151,7 +174,47 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=540
 # Above the longest task, so Redis never redelivers a task that is still running.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+# The queue workers consume and tasks go to (tests give each session its own).
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
+CELERY_TIMEZONE = TIME_ZONE
+
+# Email: projections of the event log write an outbox; Celery sends it (README, "How email works").
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")  # absolute links in emails
+# How often beat runs the projections, the mention flush and the outbox sender.
+NOTIFY_POLL_SECONDS = env.float("NOTIFY_POLL_SECONDS", default=5.0)
+# A mention is emailed only if not read within this many seconds; mentions in that window share one email.
+NOTIFY_MENTION_DELAY = env.float("NOTIFY_MENTION_DELAY", default=120.0)
+# Mentions older than this when projected (a rebuild replaying old history) are never emailed.
+NOTIFY_MENTION_MAX_AGE = env.float("NOTIFY_MENTION_MAX_AGE", default=24 * 3600.0)
+DIGEST_HOUR = env.int("DIGEST_HOUR", default=7)  # local hour (TIME_ZONE) when yesterday's digest goes out
+DIGEST_BATCH_SIZE = env.int("DIGEST_BATCH_SIZE", default=500)  # users rendered and queued per transaction
+PROJECTION_BATCH_SIZE = env.int("PROJECTION_BATCH_SIZE", default=500)  # events per projection transaction
+# Projection name → class; events.projections runs them from their checkpoints.
+PROJECTIONS = {
+    "mentions": "chat.mentions.MentionsProjection",
+    "blog.announcements": "blog.announcements.AnnouncementsProjection",
+}
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=200)  # emails per sender run
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)  # temporary failures before giving up
+OUTBOX_RETRY_SECONDS = env.float("OUTBOX_RETRY_SECONDS", default=30.0)  # first retry delay, doubled each time
+OUTBOX_RETRY_MAX_SECONDS = env.float("OUTBOX_RETRY_MAX_SECONDS", default=3600.0)
+
+# Polling tasks expire rather than pile up behind a busy worker: the next tick does the same work.
+_POLL_OPTIONS = {"expires": max(NOTIFY_POLL_SECONDS * 2, 1.0)}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    **{
+        f"projection:{name}": {
+            "task": "events.projection_run",
+            "schedule": NOTIFY_POLL_SECONDS,
+            "args": [name],
+            "options": _POLL_OPTIONS,
+        }
+        for name in PROJECTIONS
+    },
+    "mentions-flush": {"task": "chat.mentions_flush", "schedule": NOTIFY_POLL_SECONDS, "options": _POLL_OPTIONS},
+    "outbox-send": {"task": "events.outbox_send", "schedule": NOTIFY_POLL_SECONDS, "options": _POLL_OPTIONS},
+    "digest": {"task": "chat.digest_send", "schedule": crontab(minute=0, hour=DIGEST_HOUR)},
+}
 
 # The chat protocol's knobs (PROTOCOL.md).
 CHAT_HISTORY_LIMIT = env.int("CHAT_HISTORY_LIMIT", default=50)
@@ -163,6 +226,12 @@ CHAT_RATE_LIMIT = env.str("CHAT_RATE_LIMIT", default="20/10s")
 # How often each server process compares its rooms' heads with what its
 # sockets were sent, to deliver an event whose broadcast was lost.
 CHAT_HEAD_CHECK_SECONDS = env.float("CHAT_HEAD_CHECK_SECONDS", default=0.4)
+# Presence (who is in a room now): each socket refreshes its entry every REFRESH
+# seconds; an entry not refreshed for TTL seconds (its process died) is ignored.
+CHAT_PRESENCE_TTL_SECONDS = env.float("CHAT_PRESENCE_TTL_SECONDS", default=45.0)
+CHAT_PRESENCE_REFRESH_SECONDS = env.float("CHAT_PRESENCE_REFRESH_SECONDS", default=15.0)
+# Presence changes within this window (per process and room) go out as one frame; 0 sends each at once.
+CHAT_PRESENCE_COALESCE_SECONDS = env.float("CHAT_PRESENCE_COALESCE_SECONDS", default=0.2)
 
 LOGGING = {
     "version": 1,

@@ -15,6 +15,9 @@ class Stream(models.Model):
 
     key = models.CharField(max_length=200, unique=True)
     head = models.BigIntegerField(default=0)
+    # The chain hash of the event at `head` (32 zero bytes for an empty stream),
+    # bumped with `head` in the append statement (migration 0004).
+    head_hash = models.BinaryField(default=bytes(32), editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -40,6 +43,11 @@ class Event(models.Model):
     # database: projections read below the oldest running transaction so a
     # late commit is never skipped (ARCHITECTURE.md, Projections).
     txid = models.BigIntegerField(editable=False)
+    # sha256 of the data's canonical jsonb text, and the chain hash over the
+    # previous event's hash, this event's fields and content_hash (events.verify).
+    # Both computed by the database in the append statement.
+    content_hash = models.BinaryField(editable=False)
+    hash = models.BinaryField(editable=False)
 
     class Meta:
         constraints = [
@@ -55,3 +63,61 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stream_id}#{self.seq} {self.type}"
+
+
+class ProjectionCheckpoint(models.Model):
+    """How far a projection has read the log: the (txid, id) of the last event it applied.
+
+    Written in the same transaction as the projection's output, and locked
+    (SELECT … FOR UPDATE) while a batch is applied, so two runners never apply
+    the same batch.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    last_txid = models.BigIntegerField(default=0)
+    last_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ ({self.last_txid}, {self.last_id})"
+
+
+class OutboxEmail(models.Model):
+    """One email to send, rendered when it was queued. UNIQUE(recipient, kind, key)
+    makes queueing idempotent: a replay or a second run inserts nothing new."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    to_address = models.CharField(max_length=254)
+    kind = models.CharField(max_length=32)
+    key = models.CharField(max_length=200)
+    subject = models.CharField(max_length=300)
+    text_body = models.TextField()
+    html_body = models.TextField()
+    headers = models.JSONField(default=dict, blank=True)
+    language = models.CharField(max_length=10)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["recipient", "kind", "key"], name="outbox_recipient_kind_key_unique"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                name="outbox_due_idx",
+                condition=models.Q(status="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.key} → {self.to_address} ({self.status})"

@@ -2,7 +2,8 @@
 
 Per-stream `seq` is gapless from 1: the head row of the stream is bumped and the
 event inserted in one statement, so the row lock serialises writers of a stream
-and a failed insert rolls the bump back with it.
+and a failed insert rolls the bump back with it. The same statement computes the
+event's content hash and its link in the stream's hash chain (events.verify).
 """
 
 import json
@@ -25,13 +26,31 @@ class Appended:
     duplicate: bool
 
 
+# One statement, one round trip: lock the stream's head row, then take the time
+# (after the lock, so created_at grows with seq), hash the data's canonical jsonb
+# text and chain it to the head's hash, bump head and head_hash, insert the event.
+# The row lock serialises the writers of a stream, so the chain never forks.
 _INSERT = """
-WITH head AS (
-    UPDATE events_stream SET head = head + 1 WHERE id = %s RETURNING head
+WITH locked AS (
+    SELECT id, head, head_hash FROM events_stream WHERE id = %(stream)s FOR UPDATE
+), input AS (
+    SELECT l.id, l.head + 1 AS seq, l.head_hash AS prev, clock_timestamp() AS ts, d.data,
+           sha256(convert_to(d.data::text, 'UTF8')) AS content_hash
+    FROM locked l, (SELECT %(data)s::jsonb AS data) d
+), hashed AS (
+    SELECT i.*, events_chain_hash(i.prev, i.seq, %(type)s::text, %(version)s::integer, %(actor)s::bigint,
+                                  %(client)s::text, i.ts, i.content_hash) AS hash
+    FROM input i
+), head AS (
+    UPDATE events_stream s SET head = h.seq, head_hash = h.hash FROM hashed h WHERE s.id = h.id
+    RETURNING h.seq, h.ts, h.data, h.content_hash, h.hash
 )
-INSERT INTO events_event (stream_id, seq, uuid, type, schema_version, data, actor_id, client_id, created_at)
-SELECT %s, head.head, gen_random_uuid(), %s, %s, %s::jsonb, %s, %s, clock_timestamp() FROM head
-RETURNING id, seq, uuid, created_at, txid
+INSERT INTO events_event (stream_id, seq, uuid, type, schema_version, data, actor_id, client_id, created_at,
+                          content_hash, hash)
+SELECT %(stream)s, head.seq, gen_random_uuid(), %(type)s, %(version)s, head.data, %(actor)s, %(client)s, head.ts,
+       head.content_hash, head.hash
+FROM head
+RETURNING id, seq, uuid, created_at, txid, content_hash, hash
 """
 
 
@@ -63,7 +82,15 @@ def event_append(
         try:
             with transaction.atomic(), transaction.get_connection().cursor() as cursor:
                 payload = json.dumps(data, ensure_ascii=False)
-                cursor.execute(_INSERT, [stream_id, stream_id, type, schema.version, payload, actor_id, client_id])
+                params = {
+                    "stream": stream_id,
+                    "type": type,
+                    "version": schema.version,
+                    "data": payload,
+                    "actor": actor_id,
+                    "client": client_id,
+                }
+                cursor.execute(_INSERT, params)
                 row = cursor.fetchone()
         except IntegrityError:
             # A concurrent append with the same key committed first.
@@ -75,7 +102,7 @@ def event_append(
             return _duplicate(existing, type, data)
         if row is None:
             raise Stream.DoesNotExist(f"No stream with id {stream_id}.")
-        event_id, seq, event_uuid, created_at, txid = row
+        event_id, seq, event_uuid, created_at, txid, content_hash, chain_hash = row
         event = Event(
             id=event_id,
             stream_id=stream_id,
@@ -88,6 +115,8 @@ def event_append(
             client_id=client_id,
             created_at=created_at,
             txid=txid,
+            content_hash=bytes(content_hash),
+            hash=bytes(chain_hash),
         )
         return Appended(event=event, duplicate=False)
 

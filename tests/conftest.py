@@ -10,10 +10,34 @@ from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import Client
 
 from tests.factories import UserFactory
 from tests.support.servers import Daphne, server_env
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker) -> Iterator[None]:
+    """Always create the test database, even when no collected test asks for `db`:
+    pytest-django would otherwise leave `committed` tests on the real database."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    yield
+    with django_db_blocker.unblock():
+        # A server or worker killed mid-test may leave a session behind; it must
+        # not keep the test database from being dropped.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        connection.close()
+        # Django's pool keeps its connections to the test database open.
+        connection.close_pool()
+        teardown_databases(config, verbosity=0)
 
 
 @pytest.fixture

@@ -58,7 +58,18 @@ class Daphne:
         self.log = Path(os.environ.get("TEST_LOG_DIR", "/tmp")) / f"daphne-{self.port}.log"
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "--websocket_timeout",
+                "-1",
+                "config.asgi:application",
+            ],
             cwd=ROOT,
             env=self.env,
             stdout=out,

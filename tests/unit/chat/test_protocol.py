@@ -5,7 +5,7 @@ import json
 import pytest
 
 from chat.errors import ChatError
-from chat.protocol import Post, Read, parse_frame, parse_join
+from chat.protocol import Edit, Post, Read, Redact, parse_frame, parse_join
 
 
 def code_of(text=None, data=None) -> str:
@@ -27,6 +27,15 @@ def test_read_marker():
     assert parse_frame(json.dumps({"type": "read", "seq": 12}), None) == Read(seq=12)
 
 
+def test_edit_and_redact_frames():
+    edit = {"type": "chat.edit", "target_seq": 3, "message": "fixed", "client_id": "e1"}
+    assert parse_frame(json.dumps(edit), None) == Edit(target_seq=3, text="fixed", client_id="e1")
+    redact = {"type": "chat.redact", "target_seq": 3, "reason": "spam", "client_id": "r1"}
+    assert parse_frame(json.dumps(redact), None) == Redact(target_seq=3, reason="spam", client_id="r1")
+    # The reason is optional.
+    assert parse_frame(json.dumps({"type": "chat.redact", "target_seq": 4}), None) == Redact(4, "", None)
+
+
 @pytest.mark.parametrize("seq", [-1, "3", 1.5, True, None])
 def test_read_marker_needs_a_non_negative_integer(seq):
     assert code_of(json.dumps({"type": "read", "seq": seq})) == "invalid_message"
@@ -44,7 +53,13 @@ def test_read_marker_needs_a_non_negative_integer(seq):
         (json.dumps({"message": "ok", "client_id": ""}), "invalid_message"),
         (json.dumps({"message": "ok", "client_id": "x" * 65}), "invalid_message"),
         (json.dumps({"message": "ok", "client_id": "bad\nid"}), "invalid_message"),
-        (json.dumps({"type": "chat.edit", "message": "x"}), "unknown_type"),
+        (json.dumps({"type": "chat.react", "message": "x"}), "unknown_type"),
+        (json.dumps({"type": "chat.edit", "message": "x"}), "invalid_message"),
+        (json.dumps({"type": "chat.edit", "target_seq": "1", "message": "x"}), "invalid_message"),
+        (json.dumps({"type": "chat.edit", "target_seq": 1, "message": "  "}), "invalid_message"),
+        (json.dumps({"type": "chat.redact", "target_seq": 0}), "invalid_message"),
+        (json.dumps({"type": "chat.redact", "target_seq": 1, "reason": "r" * 501}), "invalid_message"),
+        (json.dumps({"type": "chat.redact", "target_seq": True}), "invalid_message"),
     ],
 )
 def test_refusals(text, code):

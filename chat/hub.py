@@ -1,0 +1,198 @@
+"""Per-process fan-out of room events to the sockets of this process.
+
+Each process subscribes ONCE per room to the room's channel-layer group (with a
+channel of its own) and hands every broadcast to its local sockets directly,
+instead of one subscription, one queue and one dispatch per socket. A socket
+whose next expected seq is the broadcast's gets it at once; any other case goes
+through the socket's own ordered `deliver`, which drops duplicates and fills
+gaps from the database.
+
+The channel layer is at-most-once: a lost broadcast shows as a jump in `seq` at
+the next event, but the last event of a burst has no successor to reveal its
+loss. So every CHAT_HEAD_CHECK_SECONDS the hub reads the heads of its rooms in
+one query; a socket still behind a head seen one tick earlier is sent the
+missing events from the database, read once per room.
+"""
+
+import asyncio
+import logging
+import weakref
+from typing import Any, Protocol
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.layers import BaseChannelLayer
+from django.conf import settings
+
+from events.selectors import stream_heads
+
+from .services import RoomAccess, room_frames
+
+logger = logging.getLogger(__name__)
+
+EVENT = "chat.event"
+
+
+class Socket(Protocol):
+    access: RoomAccess | None
+    last_sent: int
+    # The head the hub saw on its previous tick, or None.
+    watched_head: int | None
+
+    async def offer(self, seq: int, frame: str) -> None: ...
+
+    async def deliver(self, frames: list[tuple[int, str]]) -> None: ...
+
+
+class Room:
+    """The sockets of one room in this process and the subscription they share."""
+
+    def __init__(self, layer: BaseChannelLayer, access: RoomAccess) -> None:
+        self.layer = layer
+        self.access = access
+        self.sockets: set[Socket] = set()
+        self.channel: str | None = None
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.task: asyncio.Task[None] | None = None
+
+    async def subscribe(self) -> None:
+        try:
+            self.channel = await self.layer.new_channel()
+            await self.layer.group_add(self.access.group, self.channel)
+            self.task = asyncio.create_task(self._receive(self.channel))
+            self.ready.set_result(None)
+        except BaseException as exc:
+            self.ready.set_exception(exc)
+            raise
+
+    async def unsubscribe(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        if self.channel is not None:
+            await self.layer.group_discard(self.access.group, self.channel)
+
+    async def _receive(self, channel: str) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("room subscription interrupted room=%s", self.access.name, exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                if message.get("type") == EVENT:
+                    seq, frame = message["seq"], message["frame"]
+                    for sock in list(self.sockets):
+                        # Completes without suspending: a socket that must wait for a gap
+                        # fill does so in a task of its own.
+                        await sock.offer(seq, frame)
+                else:
+                    await self._forward(message)
+            except Exception:
+                # One bad socket or message must not leave the room deaf.
+                logger.exception("room fan-out failed room=%s type=%s", self.access.name, message.get("type"))
+
+    async def _forward(self, message: dict[str, Any]) -> None:
+        """Any other room message (presence, ...) goes to each socket's handler."""
+        for sock in list(self.sockets):
+            handler = getattr(sock, get_handler_name(message), None)
+            if handler is None:
+                logger.warning("no handler for room message type %s", message.get("type"))
+                return
+            await handler(message)
+
+
+class Hub:
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.rooms: dict[int, Room] = {}
+        self.watch: asyncio.Task[None] | None = None
+
+    async def join(self, layer: BaseChannelLayer, sock: Socket, access: RoomAccess) -> None:
+        """Register a socket; returns once this process receives the room's broadcasts."""
+        sock.watched_head = None
+        room = self.rooms.get(access.stream_id)
+        if room is None:
+            room = self.rooms[access.stream_id] = Room(layer, access)
+            room.sockets.add(sock)
+            try:
+                await room.subscribe()
+            except BaseException:
+                self._drop(room, sock)
+                raise
+        else:
+            room.sockets.add(sock)
+            await asyncio.shield(room.ready)
+        if self.watch is None or self.watch.done():
+            self.watch = asyncio.create_task(self._watch())
+
+    async def leave(self, sock: Socket, access: RoomAccess) -> None:
+        room = self.rooms.get(access.stream_id)
+        if room is not None and self._drop(room, sock):
+            await room.unsubscribe()
+
+    def _drop(self, room: Room, sock: Socket) -> bool:
+        room.sockets.discard(sock)
+        if room.sockets or self.rooms.get(room.access.stream_id) is not room:
+            return False
+        del self.rooms[room.access.stream_id]
+        return True
+
+    async def _watch(self) -> None:
+        failing = False
+        while self.rooms:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.check()
+            except Exception:
+                # Once per outage, not every tick.
+                if not failing:
+                    logger.exception("head check failed; retrying every %ss", self.interval)
+                failing = True
+            else:
+                if failing:
+                    logger.info("head check recovered")
+                failing = False
+
+    async def check(self) -> None:
+        if not self.rooms:
+            return
+        heads = await database_sync_to_async(stream_heads, thread_sensitive=False)(stream_ids=list(self.rooms))
+        for stream_id, head in heads.items():
+            room = self.rooms.get(stream_id)
+            if room is None:
+                continue
+            behind = []
+            for sock in list(room.sockets):
+                seen, sock.watched_head = sock.watched_head, head
+                if sock.access is not None and seen is not None and sock.last_sent < seen:
+                    behind.append((sock, seen))
+            if behind:
+                await self._catch_up(room.access, behind)
+
+    async def _catch_up(self, access: RoomAccess, behind: list[tuple[Socket, int]]) -> None:
+        after = min(sock.last_sent for sock, _ in behind)
+        upto = max(seen for _, seen in behind)
+        logger.info(
+            "delivering lost broadcasts room=%s seq=%s..%s sockets=%s", access.name, after + 1, upto, len(behind)
+        )
+        frames = await database_sync_to_async(room_frames, thread_sensitive=False)(
+            access=access, after=after, upto=upto
+        )
+        for sock, seen in behind:
+            await sock.deliver([f for f in frames if f[0] <= seen])
+
+
+_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
+
+
+def hub() -> Hub:
+    """The hub of the running event loop (one per server process)."""
+    loop = asyncio.get_running_loop()
+    found = _hubs.get(loop)
+    if found is None:
+        found = Hub(settings.CHAT_HEAD_CHECK_SECONDS)
+        _hubs[loop] = found
+    return found

@@ -1,0 +1,43 @@
+"""`manage.py send_digests [--date YYYY-MM-DD] [--dry-run]`: queue a day's digests by hand.
+
+Default day: yesterday in TIME_ZONE (what the beat task sends at DIGEST_HOUR).
+Users who already have that day's digest are skipped, so it is safe to rerun.
+"""
+
+import sys
+from datetime import date, timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from chat.digest import digest_send
+from events.tasks import outbox_send_task
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total if total else width
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} users")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+class Command(BaseCommand):
+    help = "Queue the daily digest emails of one day."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--date", help="The day to summarise, YYYY-MM-DD (default: yesterday).")
+        parser.add_argument("--dry-run", action="store_true", help="Count, render, queue nothing.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            day = date.fromisoformat(options["date"]) if options["date"] else timezone.localdate() - timedelta(days=1)
+        except ValueError as exc:
+            raise CommandError("--date must be YYYY-MM-DD.") from exc
+        report = digest_send(day=day, dry_run=options["dry_run"], progress=_progress)
+        if report.queued:
+            outbox_send_task.delay_on_commit()
+        done = f"would queue {report.users}" if options["dry_run"] else f"queued {report.queued}"
+        self.stdout.write(f"{report.day}: {report.rooms} active rooms, {report.users} users, {done} emails")
