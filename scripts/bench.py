@@ -65,25 +65,19 @@ def make_cookies(n: int, path: Path) -> None:
 def seeded_room(name: str, events: int) -> str:
     """A room holding exactly `events` messages, bulk-inserted once and kept."""
     from django.contrib.auth import get_user_model
-    from django.db import connection, transaction
+    from django.db import connection
 
     from chat.services import room_join
+    from events.models import Stream
+    from tests.support.bulk import bulk_append
 
     user, _ = get_user_model().objects.get_or_create(username="bench0")
     access = room_join(user=user, name=name)
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SELECT head FROM events_stream WHERE id = %s FOR UPDATE", [access.stream_id])
-        head = cur.fetchone()[0]
-        if head < events:
-            t0 = time.perf_counter()
-            cur.execute(
-                """INSERT INTO events_event (stream_id, seq, type, schema_version, data, actor_id)
-                   SELECT %s, g, 'chat.message.posted', 1, jsonb_build_object('message', 'history ' || g), %s
-                   FROM generate_series(%s, %s) AS g""",
-                [access.stream_id, user.pk, head + 1, events],
-            )
-            cur.execute("UPDATE events_stream SET head = %s WHERE id = %s", [events, access.stream_id])
-            print(f"seeded {name}: {events - head} events in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    head = Stream.objects.get(id=access.stream_id).head
+    if head < events:
+        t0 = time.perf_counter()
+        bulk_append(stream_id=access.stream_id, actor_id=user.pk, count=events - head, prefix="history ")
+        print(f"seeded {name}: {events - head} events in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     with connection.cursor() as cur:
         cur.execute("ANALYZE events_event")
     return name
