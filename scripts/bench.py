@@ -106,6 +106,64 @@ async def replay_times(base: str, room: str, cookie: str, n: int, history: int) 
     return times
 
 
+# compare.py steps the rate by x1.41, so its ratios can only be 1.0, 1.41, 1.99...; this
+# second sweep steps by x1.1 from the same start for peer and target, side by side.
+FINE = {
+    "fanout_1x50": ["--rooms", "1", "--clients", "50", "--senders", "1", "--start", "70"],
+    "rooms_10x20x2": ["--rooms", "10", "--clients", "20", "--senders", "2", "--start", "5"],
+}
+
+
+def fine_sweeps(target: str, cookies: Path) -> None:
+    from urllib.parse import urlparse as parse
+
+    redis = parse(os.environ["REDIS_URL"])
+    port = free_port()
+    peer_dir = SHARED_BENCH / "peer_seed"
+    env = dict(
+        os.environ,
+        REDIS_HOST=redis.hostname or "127.0.0.1",
+        REDIS_PORT=str(redis.port or 6379),
+        PEER_DB=f"/tmp/peer_seed_{port}.sqlite3",
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=peer_dir, env=env, check=True)
+    peer = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        cwd=peer_dir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port, peer)
+        for name, extra in FINE.items():
+            best = {}
+            for who, base, more in (
+                ("peer", f"ws://127.0.0.1:{port}", []),
+                ("target", target, ["--cookies", str(cookies)]),
+            ):
+                cmd = [sys.executable, str(SHARED_BENCH / "capacity.py"), "--factor", "1.1", "--base", base]
+                out = subprocess.run(cmd + extra + more, capture_output=True, text=True, cwd=SHARED_BENCH)
+                result = json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
+                best[who] = (result["best"] or {}).get("sustained_deliveries_per_s", 0)
+            ratio = round(best["target"] / best["peer"], 2) if best["peer"] else None
+            print(
+                json.dumps(
+                    {
+                        "scenario": f"{name}_factor_1.1",
+                        "peer_deliveries_per_s": best["peer"],
+                        "target_deliveries_per_s": best["target"],
+                        "ratio_target_over_peer": ratio,
+                    }
+                ),
+                flush=True,
+            )
+    finally:
+        peer.terminate()
+        peer.wait(10)
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return round(xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))], 2)
@@ -116,6 +174,7 @@ def main() -> None:
     ap.add_argument("--skip-compare", action="store_true")
     ap.add_argument("--skip-replay", action="store_true")
     ap.add_argument("--skip-digest", action="store_true")
+    ap.add_argument("--skip-fine", action="store_true")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--replays", type=int, default=200)
     args = ap.parse_args()
@@ -172,6 +231,8 @@ def main() -> None:
                 str(args.rounds),
             ]
             subprocess.run(cmd, check=True)
+        if not args.skip_fine:
+            fine_sweeps(base, cookies)
         if not args.skip_replay:
             cookie = cookies.read_text().splitlines()[0]
             results = {}
