@@ -32,7 +32,7 @@ from .events import (
     render_frame,
 )
 from .models import Membership, MessageState, Room
-from .services import Posted, RoomAccess
+from .services import Posted, RoomAccess, posted_from
 
 logger = logging.getLogger(__name__)
 
@@ -67,17 +67,6 @@ def _append(access: RoomAccess, type: str, data: dict[str, Any], client_id: str 
         raise ChatError("conflict", str(exc), client_id=client_id) from exc
 
 
-def _posted(access: RoomAccess, appended: Appended, client_id: str | None) -> Posted:
-    event = appended.event
-    return Posted(
-        seq=event.seq,
-        id=str(event.uuid),
-        frame=render_frame(event, room=access.name, replay=False, username=access.username),
-        client_id=client_id,
-        duplicate=appended.duplicate,
-    )
-
-
 def message_edit(*, access: RoomAccess, target_seq: int, text: object, client_id: str | None) -> Posted:
     """Append chat.message.edited: only the author edits, never a redacted message,
     never in an archived room."""
@@ -99,7 +88,7 @@ def message_edit(*, access: RoomAccess, target_seq: int, text: object, client_id
             state.edited_at = event.created_at
             state.edit_count += 1
             state.save()
-    return _posted(access, appended, client_id)
+    return posted_from(access=access, appended=appended, client_id=client_id)
 
 
 def _may_redact(access: RoomAccess, target: Event) -> bool:
@@ -130,7 +119,7 @@ def message_redact(*, access: RoomAccess, target_seq: int, reason: object, clien
             state.redacted_at = appended.event.created_at
             state.redacted_by_id = access.user_id
             state.save()
-    return _posted(access, appended, client_id)
+    return posted_from(access=access, appended=appended, client_id=client_id)
 
 
 def room_archive(*, room_id: int, actor_id: int | None) -> int | None:

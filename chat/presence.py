@@ -26,6 +26,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from .redis_client import redis_client
 from .services import RoomAccess
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,6 @@ logger = logging.getLogger(__name__)
 # The channel-layer message type; ChatConsumer.chat_presence sends its frame on.
 MESSAGE_TYPE = "chat.presence"
 
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]" = weakref.WeakKeyDictionary()
 _ERRORS = (aioredis.RedisError, OSError)
 # Per event loop: the rooms whose presence broadcast is scheduled.
 _scheduled: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Task[None]]]" = (
@@ -41,15 +41,6 @@ _scheduled: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyn
 )
 # Strong references to scheduled broadcasts until they finish (the loop keeps only weak ones).
 _running: "set[asyncio.Task[None]]" = set()
-
-
-def _client() -> aioredis.Redis:
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL)
-        _clients[loop] = client
-    return client
 
 
 def presence_key(room_id: int) -> str:
@@ -84,7 +75,7 @@ async def _update(access: RoomAccess, channel: str, *, present: bool) -> tuple[l
     ttl = settings.CHAT_PRESENCE_TTL_SECONDS
     key = presence_key(access.room_id)
     member = member_encode(username=access.username, channel=channel)
-    async with _client().pipeline(transaction=True) as pipe:
+    async with redis_client().pipeline(transaction=True) as pipe:
         # "Before" includes expired entries: the room may still be showing them.
         pipe.zrange(key, 0, -1)
         pipe.zremrangebyscore(key, "-inf", now)
@@ -100,7 +91,7 @@ async def _update(access: RoomAccess, channel: str, *, present: bool) -> tuple[l
 
 
 async def _live_users(room_id: int) -> list[str]:
-    return users_from_members(await _client().zrangebyscore(presence_key(room_id), time.time(), "+inf"))
+    return users_from_members(await redis_client().zrangebyscore(presence_key(room_id), time.time(), "+inf"))
 
 
 async def _broadcast(layer: Any, access: RoomAccess, users: list[str]) -> None:

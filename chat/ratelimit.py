@@ -4,17 +4,15 @@ A fixed window of CHAT_RATE_LIMIT (`<n>/<secs>s`); when Redis cannot be reached
 the limit is not enforced rather than refusing every message.
 """
 
-import asyncio
 import logging
 import time
-import weakref
 
 import redis.asyncio as aioredis
 from django.conf import settings
 
-logger = logging.getLogger(__name__)
+from .redis_client import redis_client
 
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]" = weakref.WeakKeyDictionary()
+logger = logging.getLogger(__name__)
 
 
 def parse_rate(spec: str) -> tuple[int, float]:
@@ -26,22 +24,13 @@ def parse_rate(spec: str) -> tuple[int, float]:
     return int(count), seconds
 
 
-def _client() -> aioredis.Redis:
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL)
-        _clients[loop] = client
-    return client
-
-
 async def allow(user_id: int) -> bool:
     """Count one message for the user; False when it is over the rate."""
     limit, seconds = parse_rate(settings.CHAT_RATE_LIMIT)
     window = int(time.time() // seconds)
     key = f"chat:rate:{user_id}:{window}"
     try:
-        async with _client().pipeline(transaction=False) as pipe:
+        async with redis_client().pipeline(transaction=False) as pipe:
             pipe.incr(key)
             pipe.expire(key, int(seconds) + 1)
             count, _ = await pipe.execute()

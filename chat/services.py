@@ -16,7 +16,7 @@ from django.db.models.functions import Greatest
 
 from events import selectors as event_selectors
 from events.schemas import SchemaError
-from events.services import IdempotencyConflict, event_append, stream_create
+from events.services import Appended, IdempotencyConflict, event_append, stream_create
 
 from .errors import ChatError
 from .events import MESSAGE_POSTED, render_frame
@@ -163,6 +163,11 @@ def message_post(*, access: RoomAccess, text: object, client_id: str | None) -> 
         raise ChatError("invalid_message", str(exc), client_id=client_id) from exc
     except IdempotencyConflict as exc:
         raise ChatError("conflict", str(exc), client_id=client_id) from exc
+    return posted_from(access=access, appended=appended, client_id=client_id)
+
+
+def posted_from(*, access: RoomAccess, appended: Appended, client_id: str | None) -> Posted:
+    """What the sender is acked with and the room is sent, for an appended event."""
     event = appended.event
     return Posted(
         seq=event.seq,
