@@ -4,7 +4,6 @@ Default day: yesterday in TIME_ZONE (what the beat task sends at DIGEST_HOUR).
 Users who already have that day's digest are skipped, so it is safe to rerun.
 """
 
-import sys
 from datetime import date, timedelta
 from typing import Any
 
@@ -12,16 +11,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from chat.digest import digest_send
+from events.progress import ProgressBar
 from events.tasks import outbox_send_task
-
-
-def _progress(done: int, total: int) -> None:
-    width = 30
-    filled = width * done // total if total else width
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} users")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 class Command(BaseCommand):
@@ -36,7 +27,9 @@ class Command(BaseCommand):
             day = date.fromisoformat(options["date"]) if options["date"] else timezone.localdate() - timedelta(days=1)
         except ValueError as exc:
             raise CommandError("--date must be YYYY-MM-DD.") from exc
-        report = digest_send(day=day, dry_run=options["dry_run"], progress=_progress)
+        bar = ProgressBar(label="digests", unit="users", stream=self.stderr)
+        report = digest_send(day=day, dry_run=options["dry_run"], progress=bar.set)
+        bar.end()
         if report.queued:
             outbox_send_task.delay_on_commit()
         done = f"would queue {report.users}" if options["dry_run"] else f"queued {report.queued}"

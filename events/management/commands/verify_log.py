@@ -5,38 +5,14 @@ Progress goes to stderr, the verdicts to stdout.
 """
 
 import sys
-import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Sum
 
 from events.models import Stream
+from events.progress import ProgressBar
 from events.verify import log_verify
-
-
-class Progress:
-    """A one-line progress bar on stderr, redrawn at most a few times a second."""
-
-    def __init__(self, total: int, stream: Any) -> None:
-        self.total = max(total, 1)
-        self.done = 0
-        self.stream = stream
-        self.drawn_at = 0.0
-
-    def __call__(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if now - self.drawn_at >= 0.25 or self.done == self.total:
-            self.drawn_at = now
-            share = min(self.done / self.total, 1.0)
-            bar = "#" * int(share * 30)
-            self.stream.write(f"\rverifying [{bar:<30}] {self.done}/{self.total} events", ending="")
-            self.stream.flush()
-
-    def end(self) -> None:
-        self.stream.write("")
-        self.stream.flush()
 
 
 class Command(BaseCommand):
@@ -58,8 +34,7 @@ class Command(BaseCommand):
                 raise CommandError(f"There is no stream with key {options['stream']!r}.")
         qs = Stream.objects.filter(pk__in=[s.pk for s in streams]) if streams is not None else Stream.objects.all()
         total = qs.aggregate(total=Sum("head"))["total"] or 0
-        self.stderr.style_func = None  # a progress bar, not an error
-        progress = Progress(total, self.stderr)
+        progress = ProgressBar(label="verifying", unit="events", stream=self.stderr, total=total)
         checked = events = 0
         for verdict in log_verify(streams=streams, progress=progress):
             checked += 1
