@@ -19,7 +19,7 @@ from django.db import transaction
 
 from events.models import Event, Stream
 from events.schemas import SchemaError
-from events.services import Appended, IdempotencyConflict, event_append
+from events.services import Appended, IdempotencyConflict, StreamClosed, event_append
 
 from .errors import ChatError
 from .events import (
@@ -56,11 +56,20 @@ def _target(access: RoomAccess, target_seq: int, client_id: str | None) -> Event
     return event
 
 
-def _append(access: RoomAccess, type: str, data: dict[str, Any], client_id: str | None) -> Appended:
+def _append(
+    access: RoomAccess, type: str, data: dict[str, Any], client_id: str | None, *, amendment: bool = False
+) -> Appended:
     try:
         return event_append(
-            stream_id=access.stream_id, type=type, data=data, actor_id=access.user_id, client_id=client_id
+            stream_id=access.stream_id,
+            type=type,
+            data=data,
+            actor_id=access.user_id,
+            client_id=client_id,
+            amendment=amendment,
         )
+    except StreamClosed as exc:
+        raise ChatError("forbidden", "This room is archived.", client_id=client_id) from exc
     except SchemaError as exc:
         raise ChatError("invalid_message", str(exc), client_id=client_id) from exc
     except IdempotencyConflict as exc:
@@ -112,7 +121,8 @@ def message_redact(*, access: RoomAccess, target_seq: int, reason: object, clien
         state = MessageState.objects.filter(stream_id=access.stream_id, seq=target_seq).first()
         if state is not None and state.redacted_at is not None:
             raise ChatError("forbidden", "This message is already redacted.", client_id=client_id)
-        appended = _append(access, MESSAGE_REDACTED, {"target_seq": target_seq, "reason": reason}, client_id)
+        data = {"target_seq": target_seq, "reason": reason}
+        appended = _append(access, MESSAGE_REDACTED, data, client_id, amendment=True)
         if not appended.duplicate:
             state = state or MessageState(stream_id=access.stream_id, seq=target_seq, author_id=target.actor_id)
             state.text = ""  # the read model keeps no redacted text
@@ -129,7 +139,8 @@ def room_archive(*, room_id: int, actor_id: int | None) -> int | None:
         room = Room.objects.select_for_update().get(pk=room_id)
         if room.is_archived:
             return None
-        appended = event_append(stream_id=room.stream_id, type=ROOM_ARCHIVED, data={}, actor_id=actor_id)
+        # Closing the stream makes the append statement refuse later messages.
+        appended = event_append(stream_id=room.stream_id, type=ROOM_ARCHIVED, data={}, actor_id=actor_id, close=True)
         room.is_archived = True
         room.save(update_fields=["is_archived"])
         event = appended.event

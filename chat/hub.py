@@ -7,6 +7,13 @@ whose next expected seq is the broadcast's gets it at once; any other case goes
 through the socket's own ordered `deliver`, which drops duplicates and fills
 gaps from the database.
 
+Broadcasts of one room can arrive out of order (two senders commit in one order
+and publish in the other, or publish from two processes). The room puts them
+back in order before its sockets see them: an event ahead of the next expected
+seq is held until the missing one arrives, or for REORDER_WAIT at most; then
+the room reads what is still missing from the database once, for all its
+sockets, instead of each socket filling the same gap.
+
 The channel layer is at-most-once: a lost broadcast shows as a jump in `seq` at
 the next event, but the last event of a burst has no successor to reveal its
 loss. So every CHAT_HEAD_CHECK_SECONDS the hub reads the heads of its rooms in
@@ -31,6 +38,8 @@ from .services import RoomAccess, room_frames
 logger = logging.getLogger(__name__)
 
 EVENT = "chat.event"
+# How long a room holds an early event for the one before it (seconds).
+REORDER_WAIT = 0.05
 
 
 class Socket(Protocol):
@@ -54,6 +63,11 @@ class Room:
         self.channel: str | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
+        # The highest seq offered in order, the events held ahead of it, and when
+        # the oldest of those stops waiting.
+        self.cursor: int | None = None
+        self.held: dict[int, str] = {}
+        self.deadline = 0.0
 
     async def subscribe(self) -> None:
         try:
@@ -74,25 +88,75 @@ class Room:
     async def _receive(self, channel: str) -> None:
         while True:
             try:
-                message = await self.layer.receive(channel)
+                if self.held:
+                    timeout = self.deadline - asyncio.get_running_loop().time()
+                    message = await asyncio.wait_for(self.layer.receive(channel), max(timeout, 0))
+                else:
+                    message = await self.layer.receive(channel)
             except asyncio.CancelledError:
                 raise
+            except TimeoutError:
+                await self._fill()
+                continue
             except Exception:
                 logger.warning("room subscription interrupted room=%s", self.access.name, exc_info=True)
                 await asyncio.sleep(0.5)
                 continue
             try:
                 if message.get("type") == EVENT:
-                    seq, frame = message["seq"], message["frame"]
-                    for sock in list(self.sockets):
-                        # Completes without suspending: a socket that must wait for a gap
-                        # fill does so in a task of its own.
-                        await sock.offer(seq, frame)
+                    await self._event(message["seq"], message["frame"])
                 else:
                     await self._forward(message)
             except Exception:
                 # One bad socket or message must not leave the room deaf.
                 logger.exception("room fan-out failed room=%s type=%s", self.access.name, message.get("type"))
+
+    async def _event(self, seq: int, frame: str) -> None:
+        if self.cursor is None or seq <= self.cursor:
+            # The room's first event, or one older than the cursor: each socket
+            # sends or drops it by its own last seq.
+            self.cursor = max(seq, self.cursor or 0)
+            await self._offer(seq, frame)
+        elif seq == self.cursor + 1:
+            await self._offer(seq, frame)
+            self.cursor = seq
+            await self._release()
+        else:
+            if not self.held:
+                self.deadline = asyncio.get_running_loop().time() + REORDER_WAIT
+            self.held[seq] = frame
+
+    async def _release(self) -> None:
+        """Offer the held events that follow the cursor without a gap."""
+        assert self.cursor is not None
+        while (frame := self.held.pop(self.cursor + 1, None)) is not None:
+            self.cursor += 1
+            await self._offer(self.cursor, frame)
+        if self.held:
+            self.deadline = asyncio.get_running_loop().time() + REORDER_WAIT
+
+    async def _fill(self) -> None:
+        """The event before the held ones did not arrive: read the gap once."""
+        assert self.cursor is not None
+        upto = min(self.held) - 1
+        try:
+            missing = await database_sync_to_async(room_frames, thread_sensitive=False)(
+                access=self.access, after=self.cursor, upto=upto
+            )
+        except Exception:
+            logger.warning("gap fill failed room=%s; sockets fill it themselves", self.access.name, exc_info=True)
+            missing = []
+        for seq, frame in missing:
+            await self._offer(seq, frame)
+        # Past the gap even if the read failed: a socket still behind fills its own.
+        self.cursor = upto
+        await self._release()
+
+    async def _offer(self, seq: int, frame: str) -> None:
+        for sock in list(self.sockets):
+            # Completes without suspending: a socket that must wait for a gap
+            # fill does so in a task of its own.
+            await sock.offer(seq, frame)
 
     async def _forward(self, message: dict[str, Any]) -> None:
         """Any other room message (presence, ...) goes to each socket's handler."""

@@ -4,15 +4,21 @@ A fixed window of CHAT_RATE_LIMIT (`<n>/<secs>s`); when Redis cannot be reached
 the limit is not enforced rather than refusing every message.
 """
 
+import hashlib
 import logging
 import time
 
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.exceptions import NoScriptError
 
 from .redis_client import redis_client
 
 logger = logging.getLogger(__name__)
+
+# Count and, on the window's first message, set the expiry: one command, atomic.
+_COUNT = "local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n"
+_COUNT_SHA = hashlib.sha1(_COUNT.encode()).hexdigest()
 
 
 def parse_rate(spec: str) -> tuple[int, float]:
@@ -29,11 +35,12 @@ async def allow(user_id: int) -> bool:
     limit, seconds = parse_rate(settings.CHAT_RATE_LIMIT)
     window = int(time.time() // seconds)
     key = f"chat:rate:{user_id}:{window}"
+    client = redis_client()
     try:
-        async with redis_client().pipeline(transaction=False) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, int(seconds) + 1)
-            count, _ = await pipe.execute()
+        try:
+            count = await client.evalsha(_COUNT_SHA, 1, key, int(seconds) + 1)
+        except NoScriptError:  # first use since Redis started: load it
+            count = await client.eval(_COUNT, 1, key, int(seconds) + 1)
     except (aioredis.RedisError, OSError):
         logger.warning("rate limit not enforced: Redis unavailable", extra={"user_id": user_id})
         return True

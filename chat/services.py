@@ -16,7 +16,7 @@ from django.db.models.functions import Greatest
 
 from events import selectors as event_selectors
 from events.schemas import SchemaError
-from events.services import Appended, IdempotencyConflict, event_append, stream_create
+from events.services import Appended, IdempotencyConflict, StreamClosed, event_append, stream_create
 
 from .errors import ChatError
 from .events import MESSAGE_POSTED, render_frame
@@ -147,18 +147,17 @@ def message_post(*, access: RoomAccess, text: object, client_id: str | None) -> 
     if access.is_private and not Membership.objects.filter(room_id=access.room_id, user_id=access.user_id).exists():
         raise ChatError("forbidden", "You are no longer a member of this room.", client_id=client_id)
     try:
-        with transaction.atomic():
-            appended = event_append(
-                stream_id=access.stream_id,
-                type=MESSAGE_POSTED,
-                data={"message": text},
-                actor_id=access.user_id,
-                client_id=client_id,
-            )
-            # Checked after the append, under the stream's row lock that room_archive
-            # also takes: a message is either before the archived event or refused.
-            if not appended.duplicate and room_is_archived(room_id=access.room_id):
-                raise ChatError("forbidden", "This room is archived.", client_id=client_id)
+        # One statement in autocommit: an archived room's stream is closed, so the
+        # append itself refuses, race-free against room_archive.
+        appended = event_append(
+            stream_id=access.stream_id,
+            type=MESSAGE_POSTED,
+            data={"message": text},
+            actor_id=access.user_id,
+            client_id=client_id,
+        )
+    except StreamClosed as exc:
+        raise ChatError("forbidden", "This room is archived.", client_id=client_id) from exc
     except SchemaError as exc:
         raise ChatError("invalid_message", str(exc), client_id=client_id) from exc
     except IdempotencyConflict as exc:
@@ -176,10 +175,6 @@ def posted_from(*, access: RoomAccess, appended: Appended, client_id: str | None
         client_id=client_id,
         duplicate=appended.duplicate,
     )
-
-
-def room_is_archived(*, room_id: int) -> bool:
-    return Room.objects.filter(pk=room_id, is_archived=True).exists()
 
 
 def read_mark(*, access: RoomAccess, seq: int) -> int:

@@ -10,7 +10,8 @@ import django_stubs_ext
 import environ
 from celery.schedules import crontab
 from django.utils.csp import CSP
-from psycopg_pool import ConnectionPool
+
+from config.dbpool import check_connection
 
 # Lets generic admin/queryset classes be subscripted at run time, as the type stubs declare them.
 django_stubs_ext.monkeypatch()
@@ -81,8 +82,12 @@ if env.bool("DATABASE_POOL", default=True):
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
         # Test each connection as it is borrowed, so one lost in a database
         # restart is replaced instead of failing the next request.
-        "check": ConnectionPool.check_connection,
+        "check": check_connection,
     }
+# Prepared statements serve the event store's append statement only (Django's
+# own queries bind client-side); false for a pooler that cannot keep them.
+if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 1
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

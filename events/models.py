@@ -18,6 +18,9 @@ class Stream(models.Model):
     # The chain hash of the event at `head` (32 zero bytes for an empty stream),
     # bumped with `head` in the append statement (migration 0004).
     head_hash = models.BinaryField(default=bytes(32), editable=False)
+    # A closed stream takes no new events except amendments (redactions,
+    # erasures): set by the append of the event that closes it.
+    closed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -7,10 +7,13 @@ event's content hash and its link in the stream's hash chain (events.verify).
 """
 
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from django.db import IntegrityError, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .models import Event, Stream
 from .schemas import event_type
@@ -26,13 +29,27 @@ class Appended:
     duplicate: bool
 
 
-# One statement, one round trip: lock the stream's head row, then take the time
-# (after the lock, so created_at grows with seq), hash the data's canonical jsonb
-# text and chain it to the head's hash, bump head and head_hash, insert the event.
-# The row lock serialises the writers of a stream, so the chain never forks.
+class StreamClosed(Exception):
+    """The stream was closed: it takes amendments only."""
+
+
+# One statement, one round trip (outside a transaction it is its own): lock the
+# stream's head row unless the stream is closed (amendments excepted) or the
+# idempotency key was used before, then take the time (after the lock, so
+# created_at grows with seq), hash the data's canonical jsonb text and chain it
+# to the head's hash, bump head and head_hash, insert the event. The row lock
+# serialises the writers of a stream, so the chain never forks, and a writer
+# that waited for it sees the stream's latest `closed` and head.
 _INSERT = """
 WITH locked AS (
-    SELECT id, head, head_hash FROM events_stream WHERE id = %(stream)s FOR UPDATE
+    SELECT id, head, head_hash FROM events_stream
+    WHERE id = %(stream)s AND (NOT closed OR %(amendment)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM events_event e
+          WHERE %(client)s::text IS NOT NULL AND e.stream_id = %(stream)s
+            AND e.actor_id IS NOT DISTINCT FROM %(actor)s::bigint AND e.client_id = %(client)s::text
+      )
+    FOR UPDATE
 ), input AS (
     SELECT l.id, l.head + 1 AS seq, l.head_hash AS prev, clock_timestamp() AS ts, d.data,
            sha256(convert_to(d.data::text, 'UTF8')) AS content_hash
@@ -42,7 +59,8 @@ WITH locked AS (
                                   %(client)s::text, i.ts, i.content_hash) AS hash
     FROM input i
 ), head AS (
-    UPDATE events_stream s SET head = h.seq, head_hash = h.hash FROM hashed h WHERE s.id = h.id
+    UPDATE events_stream s SET head = h.seq, head_hash = h.hash, closed = s.closed OR %(close)s
+    FROM hashed h WHERE s.id = h.id
     RETURNING h.seq, h.ts, h.data, h.content_hash, h.hash
 )
 INSERT INTO events_event (stream_id, seq, uuid, type, schema_version, data, actor_id, client_id, created_at,
@@ -66,59 +84,76 @@ def event_append(
     data: dict[str, Any],
     actor_id: int | None,
     client_id: str | None = None,
+    close: bool = False,
+    amendment: bool = False,
 ) -> Appended:
     """Append one event; with a client_id, at most once per (stream, actor, client_id).
 
     Resending the same key with the same content returns the original event
     (`duplicate=True`); the same key with other content raises IdempotencyConflict.
+    `close=True` closes the stream with this event; a closed stream refuses
+    further events (StreamClosed) except `amendment=True` ones.
     """
     schema = event_type(type)
     data = schema.validate(data)
-    with transaction.atomic():
-        if client_id is not None:
-            existing = _by_key(stream_id, actor_id, client_id)
-            if existing is not None:
-                return _duplicate(existing, type, data)
-        try:
-            with transaction.atomic(), transaction.get_connection().cursor() as cursor:
-                payload = json.dumps(data, ensure_ascii=False)
-                params = {
-                    "stream": stream_id,
-                    "type": type,
-                    "version": schema.version,
-                    "data": payload,
-                    "actor": actor_id,
-                    "client": client_id,
-                }
-                cursor.execute(_INSERT, params)
-                row = cursor.fetchone()
-        except IntegrityError:
-            # A concurrent append with the same key committed first.
-            if client_id is None:
-                raise
-            existing = _by_key(stream_id, actor_id, client_id)
-            if existing is None:
-                raise
+    params = {
+        "stream": stream_id,
+        "type": type,
+        "version": schema.version,
+        "data": json.dumps(data, ensure_ascii=False),
+        "actor": actor_id,
+        "client": client_id,
+        "close": close,
+        "amendment": amendment,
+    }
+    connection = transaction.get_connection()
+    try:
+        # Inside the caller's transaction, a savepoint keeps it usable after a lost
+        # race on the key; outside one, the statement commits alone.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            row = _execute(connection, params)
+    except IntegrityError:
+        # A concurrent append with the same key committed first.
+        existing = _by_key(stream_id, actor_id, client_id) if client_id is not None else None
+        if existing is None:
+            raise
+        return _duplicate(existing, type, data)
+    if row is None:
+        # Nothing inserted: the key was used before, or the stream is closed or missing.
+        existing = _by_key(stream_id, actor_id, client_id) if client_id is not None else None
+        if existing is not None:
             return _duplicate(existing, type, data)
-        if row is None:
-            raise Stream.DoesNotExist(f"No stream with id {stream_id}.")
-        event_id, seq, event_uuid, created_at, txid, content_hash, chain_hash = row
-        event = Event(
-            id=event_id,
-            stream_id=stream_id,
-            seq=seq,
-            uuid=event_uuid,
-            type=type,
-            schema_version=schema.version,
-            data=data,
-            actor_id=actor_id,
-            client_id=client_id,
-            created_at=created_at,
-            txid=txid,
-            content_hash=bytes(content_hash),
-            hash=bytes(chain_hash),
-        )
-        return Appended(event=event, duplicate=False)
+        if Stream.objects.filter(id=stream_id).exists():
+            raise StreamClosed("This stream is closed.")
+        raise Stream.DoesNotExist(f"No stream with id {stream_id}.")
+    event_id, seq, event_uuid, created_at, txid, content_hash, chain_hash = row
+    event = Event(
+        id=event_id,
+        stream_id=stream_id,
+        seq=seq,
+        uuid=event_uuid,
+        type=type,
+        schema_version=schema.version,
+        data=data,
+        actor_id=actor_id,
+        client_id=client_id,
+        created_at=created_at,
+        txid=txid,
+        content_hash=bytes(content_hash),
+        hash=bytes(chain_hash),
+    )
+    return Appended(event=event, duplicate=False)
+
+
+def _execute(connection: BaseDatabaseWrapper, params: dict[str, Any]) -> tuple[Any, ...] | None:
+    """Run the append statement with server-side parameters, prepared once per
+    pooled connection (DATABASE_PREPARED_STATEMENTS): planning the statement
+    costs more than running it. Django's own cursors bind client-side and are
+    never prepared."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_INSERT, params, prepare=True)
+        return cursor.fetchone()
 
 
 def _by_key(stream_id: int, actor_id: int | None, client_id: str) -> Event | None:

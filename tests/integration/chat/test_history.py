@@ -172,7 +172,7 @@ def test_timeline_as_of_shows_the_earlier_state(room):
     assert client.get(f"/admin/chat/room/{room_id}/timeline/").status_code == 403
 
 
-def test_archived_room_refuses_messages_and_edits_but_replays(room):
+def test_archived_room_refuses_messages_and_edits_but_replays_and_takes_redactions(room):
     name, a = room
     posted = message_post(access=a["alice"], text="before", client_id=None)
     seq = room_archive(room_id=a["alice"].room_id, actor_id=None)
@@ -188,6 +188,9 @@ def test_archived_room_refuses_messages_and_edits_but_replays(room):
     frames = _frames(a["bob"])
     assert [f["type"] for f in frames] == ["chat.message", "chat.room.archived"]
     assert Event.objects.filter(stream_id=a["alice"].stream_id).count() == 2
+    # Moderation stays possible: the author may still redact.
+    redacted = message_redact(access=a["alice"], target_seq=posted.seq, reason="late fix", client_id=None)
+    assert redacted.seq == seq + 1
 
 
 def test_erase_user_removes_texts_everywhere(room, db):

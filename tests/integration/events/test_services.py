@@ -9,7 +9,7 @@ from django.db.utils import DatabaseError
 from chat.events import MESSAGE_POSTED
 from events.models import Event, Stream
 from events.schemas import SchemaError
-from events.services import IdempotencyConflict, event_append, stream_create
+from events.services import IdempotencyConflict, StreamClosed, event_append, stream_create
 from tests.factories import UserFactory
 
 
@@ -169,3 +169,54 @@ def test_concurrent_same_client_id_makes_one_event(committed):
     assert {r.event.seq for r in results} == {1}
     assert sorted(r.duplicate for r in results) == [False, True, True]
     assert Event.objects.filter(stream=stream).count() == 1
+
+
+def test_a_closed_stream_refuses_new_events_but_takes_amendments_and_resends(stream):
+    user = UserFactory()
+    first = _append(stream, user, "before", "k1")
+    event_append(stream_id=stream.id, type=MESSAGE_POSTED, data={"message": "last"}, actor_id=None, close=True)
+    with pytest.raises(StreamClosed):
+        _append(stream, user, "after")
+    # A resend of a message the stream took before it closed is still acked as such.
+    assert _append(stream, user, "before", "k1").event.seq == first.event.seq
+    amended = event_append(
+        stream_id=stream.id, type=MESSAGE_POSTED, data={"message": "fix"}, actor_id=None, amendment=True
+    )
+    assert amended.event.seq == 3
+    stream.refresh_from_db()
+    assert stream.closed and stream.head == 3
+    assert list(Event.objects.filter(stream=stream).values_list("seq", flat=True).order_by("seq")) == [1, 2, 3]
+
+
+def test_a_writer_waiting_for_the_stream_lock_sees_it_closed(committed):
+    """The close commits while another append waits on the stream's row lock: that
+    append is refused, never slipped in after the closing event."""
+    stream = Stream.objects.create(key=f"test:close-race:{UserFactory().username}")
+    user = UserFactory()
+    outcome: list[object] = []
+
+    def writer():
+        try:
+            outcome.append(_append(stream, user, "late"))
+        except Exception as exc:
+            outcome.append(exc)
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        event_append(stream_id=stream.id, type=MESSAGE_POSTED, data={"message": "end"}, actor_id=None, close=True)
+        thread = threading.Thread(target=writer)
+        thread.start()
+        with connection.cursor() as cursor:
+            for _ in range(200):  # until the writer is blocked on our row lock
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                threading.Event().wait(0.01)
+            else:
+                pytest.fail("the second append never waited for the stream lock")
+    thread.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], StreamClosed)
+    assert list(Event.objects.filter(stream=stream).values_list("seq", flat=True)) == [1]
