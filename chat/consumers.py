@@ -218,7 +218,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
         try:
-            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+            if text_data is not None and not close:
+                # Every delivered frame comes this way: straight to the server.
+                await self.base_send({"type": "websocket.send", "text": text_data})
+            else:
+                await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         except Disconnected:
             # The client went away while we were sending: nothing to deliver to.
             pass
