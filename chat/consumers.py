@@ -6,6 +6,7 @@ beyond `last_sent + 1` first pulls the missing events from the database.
 """
 
 import asyncio
+import functools
 import json
 import logging
 from typing import Any
@@ -27,9 +28,10 @@ from .services import RoomAccess, message_post, read_mark, room_frames, room_joi
 logger = logging.getLogger(__name__)
 
 
+@functools.cache
 def db(func: Any) -> Any:
     """Run a service in the thread pool with a pooled connection, not serialised
-    through the single thread-sensitive executor."""
+    through the single thread-sensitive executor (one wrapper per service)."""
     return database_sync_to_async(func, thread_sensitive=False)
 
 
