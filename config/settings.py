@@ -84,10 +84,9 @@ if env.bool("DATABASE_POOL", default=True):
         # restart is replaced instead of failing the next request.
         "check": check_connection,
     }
-# Prepared statements serve the event store's append statement only (Django's
-# own queries bind client-side); false for a pooler that cannot keep them.
-if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 1
+# The event store prepares its append statement once per connection (Django's
+# own queries are never prepared); false for a pooler that cannot keep them.
+EVENTS_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

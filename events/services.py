@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -147,12 +148,20 @@ def event_append(
 
 def _execute(connection: BaseDatabaseWrapper, params: dict[str, Any]) -> tuple[Any, ...] | None:
     """Run the append statement with server-side parameters, prepared once per
-    pooled connection (DATABASE_PREPARED_STATEMENTS): planning the statement
-    costs more than running it. Django's own cursors bind client-side and are
-    never prepared."""
+    pooled connection (settings.EVENTS_PREPARED_STATEMENTS): planning it costs
+    more than running it. Preparing stays off for every other query of the
+    connection: psycopg would otherwise remember the text of the last hundred
+    client-bound queries (megabytes, for a batch of rendered emails)."""
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_INSERT, params, prepare=True)
+    raw = connection.connection
+    prepare = settings.EVENTS_PREPARED_STATEMENTS
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+        if prepare:
+            raw.prepare_threshold = 0
+        try:
+            cursor.execute(_INSERT, params, prepare=prepare)
+        finally:
+            raw.prepare_threshold = None
         return cursor.fetchone()
 
 

@@ -220,3 +220,26 @@ def test_a_writer_waiting_for_the_stream_lock_sees_it_closed(committed):
     thread.join(10)
     assert len(outcome) == 1 and isinstance(outcome[0], StreamClosed)
     assert list(Event.objects.filter(stream=stream).values_list("seq", flat=True)) == [1]
+
+
+def _prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_the_append_statement_is_prepared_once_and_nothing_else(stream, settings):
+    settings.EVENTS_PREPARED_STATEMENTS = True
+    user = UserFactory()
+    for i in range(3):
+        _append(stream, user, f"m{i}")
+    list(Event.objects.filter(stream=stream))  # Django's own queries are never prepared
+    statements = _prepared_statements()
+    assert len(statements) == 1 and "INSERT INTO events_event" in statements[0]
+
+
+def test_prepared_statements_can_be_turned_off(stream, settings):
+    settings.EVENTS_PREPARED_STATEMENTS = False
+    before = _prepared_statements()  # a pooled connection may have prepared it before
+    assert _append(stream, UserFactory(), "unprepared").event.seq == 1
+    assert _prepared_statements() == before
