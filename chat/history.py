@@ -10,7 +10,6 @@ and two corrections of one message are applied in seq order.
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -18,8 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from events.models import Event, Stream
-from events.schemas import SchemaError
-from events.services import Appended, IdempotencyConflict, StreamClosed, event_append
+from events.services import event_append
 
 from .errors import ChatError
 from .events import (
@@ -32,7 +30,7 @@ from .events import (
     render_frame,
 )
 from .models import Membership, MessageState, Room
-from .services import Posted, RoomAccess, posted_from
+from .services import Posted, RoomAccess, posted_from, room_append
 
 logger = logging.getLogger(__name__)
 
@@ -56,26 +54,6 @@ def _target(access: RoomAccess, target_seq: int, client_id: str | None) -> Event
     return event
 
 
-def _append(
-    access: RoomAccess, type: str, data: dict[str, Any], client_id: str | None, *, amendment: bool = False
-) -> Appended:
-    try:
-        return event_append(
-            stream_id=access.stream_id,
-            type=type,
-            data=data,
-            actor_id=access.user_id,
-            client_id=client_id,
-            amendment=amendment,
-        )
-    except StreamClosed as exc:
-        raise ChatError("forbidden", "This room is archived.", client_id=client_id) from exc
-    except SchemaError as exc:
-        raise ChatError("invalid_message", str(exc), client_id=client_id) from exc
-    except IdempotencyConflict as exc:
-        raise ChatError("conflict", str(exc), client_id=client_id) from exc
-
-
 def message_edit(*, access: RoomAccess, target_seq: int, text: object, client_id: str | None) -> Posted:
     """Append chat.message.edited: only the author edits, never a redacted message,
     never in an archived room."""
@@ -89,7 +67,9 @@ def message_edit(*, access: RoomAccess, target_seq: int, text: object, client_id
         state = MessageState.objects.filter(stream_id=access.stream_id, seq=target_seq).first()
         if state is not None and state.redacted_at is not None:
             raise ChatError("forbidden", "This message was redacted and cannot be edited.", client_id=client_id)
-        appended = _append(access, MESSAGE_EDITED, {"target_seq": target_seq, "message": text}, client_id)
+        appended = room_append(
+            access=access, type=MESSAGE_EDITED, data={"target_seq": target_seq, "message": text}, client_id=client_id
+        )
         if not appended.duplicate:
             event = appended.event
             state = state or MessageState(stream_id=access.stream_id, seq=target_seq, author_id=target.actor_id)
@@ -122,7 +102,7 @@ def message_redact(*, access: RoomAccess, target_seq: int, reason: object, clien
         if state is not None and state.redacted_at is not None:
             raise ChatError("forbidden", "This message is already redacted.", client_id=client_id)
         data = {"target_seq": target_seq, "reason": reason}
-        appended = _append(access, MESSAGE_REDACTED, data, client_id, amendment=True)
+        appended = room_append(access=access, type=MESSAGE_REDACTED, data=data, client_id=client_id, amendment=True)
         if not appended.duplicate:
             state = state or MessageState(stream_id=access.stream_id, seq=target_seq, author_id=target.actor_id)
             state.text = ""  # the read model keeps no redacted text

@@ -4,6 +4,7 @@ A fixed window of CHAT_RATE_LIMIT (`<n>/<secs>s`); when Redis cannot be reached
 the limit is not enforced rather than refusing every message.
 """
 
+import functools
 import hashlib
 import logging
 import time
@@ -21,6 +22,7 @@ _COUNT = "local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIR
 _COUNT_SHA = hashlib.sha1(_COUNT.encode()).hexdigest()
 
 
+@functools.cache
 def parse_rate(spec: str) -> tuple[int, float]:
     """'20/10s' -> (20, 10.0)."""
     count, _, window = spec.partition("/")

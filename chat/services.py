@@ -7,6 +7,7 @@ through `database_sync_to_async`, one call per action.
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -146,15 +147,25 @@ def message_post(*, access: RoomAccess, text: object, client_id: str | None) -> 
     """Append a message to the room's log; idempotent per (room, user, client_id)."""
     if access.is_private and not Membership.objects.filter(room_id=access.room_id, user_id=access.user_id).exists():
         raise ChatError("forbidden", "You are no longer a member of this room.", client_id=client_id)
+    # One statement in autocommit: an archived room's stream is closed, so the
+    # append itself refuses, race-free against room_archive.
+    appended = room_append(access=access, type=MESSAGE_POSTED, data={"message": text}, client_id=client_id)
+    return posted_from(access=access, appended=appended, client_id=client_id)
+
+
+def room_append(
+    *, access: RoomAccess, type: str, data: dict[str, Any], client_id: str | None, amendment: bool = False
+) -> Appended:
+    """Append an event by this socket's user to the room's log; the store's
+    refusals become the protocol's error codes."""
     try:
-        # One statement in autocommit: an archived room's stream is closed, so the
-        # append itself refuses, race-free against room_archive.
-        appended = event_append(
+        return event_append(
             stream_id=access.stream_id,
-            type=MESSAGE_POSTED,
-            data={"message": text},
+            type=type,
+            data=data,
             actor_id=access.user_id,
             client_id=client_id,
+            amendment=amendment,
         )
     except StreamClosed as exc:
         raise ChatError("forbidden", "This room is archived.", client_id=client_id) from exc
@@ -162,7 +173,6 @@ def message_post(*, access: RoomAccess, text: object, client_id: str | None) -> 
         raise ChatError("invalid_message", str(exc), client_id=client_id) from exc
     except IdempotencyConflict as exc:
         raise ChatError("conflict", str(exc), client_id=client_id) from exc
-    return posted_from(access=access, appended=appended, client_id=client_id)
 
 
 def posted_from(*, access: RoomAccess, appended: Appended, client_id: str | None) -> Posted:

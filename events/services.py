@@ -115,13 +115,13 @@ def event_append(
             row = _execute(connection, params)
     except IntegrityError:
         # A concurrent append with the same key committed first.
-        existing = _by_key(stream_id, actor_id, client_id) if client_id is not None else None
+        existing = _by_key(stream_id, actor_id, client_id)
         if existing is None:
             raise
         return _duplicate(existing, type, data)
     if row is None:
         # Nothing inserted: the key was used before, or the stream is closed or missing.
-        existing = _by_key(stream_id, actor_id, client_id) if client_id is not None else None
+        existing = _by_key(stream_id, actor_id, client_id)
         if existing is not None:
             return _duplicate(existing, type, data)
         if Stream.objects.filter(id=stream_id).exists():
@@ -165,7 +165,9 @@ def _execute(connection: BaseDatabaseWrapper, params: dict[str, Any]) -> tuple[A
         return cursor.fetchone()
 
 
-def _by_key(stream_id: int, actor_id: int | None, client_id: str) -> Event | None:
+def _by_key(stream_id: int, actor_id: int | None, client_id: str | None) -> Event | None:
+    if client_id is None:
+        return None
     return Event.objects.filter(stream_id=stream_id, actor_id=actor_id, client_id=client_id).first()
 
 
