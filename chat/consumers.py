@@ -3,18 +3,24 @@
 Delivery per socket is ordered, gapless and duplicate-free: `last_sent` is the
 highest seq this socket was sent; a live event at or below it is dropped, one
 beyond `last_sent + 1` first pulls the missing events from the database.
+
+A socket costs one task and one small object: it has no channel-layer channel
+of its own (room broadcasts reach it through the process's hub, chat.hub), no
+background task, and its handshake's queries are shared with the sockets
+joining at the same moment (chat.joins).
 """
 
 import asyncio
-import functools
 import json
 import logging
 from typing import Any
 
 from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
@@ -22,17 +28,16 @@ from . import protocol, ratelimit
 from .errors import ChatError
 from .history import message_edit, message_redact
 from .hub import hub
-from .presence import presence_join, presence_keep, presence_leave
-from .services import RoomAccess, message_post, read_mark, room_frames, room_join, room_replay
+from .joins import joins
+from .presence import presence
+from .services import RoomAccess, message_post, read_mark, room_frames
+from .threads import Overloaded, db
 
 logger = logging.getLogger(__name__)
 
-
-@functools.cache
-def db(func: Any) -> Any:
-    """Run a service in the thread pool with a pooled connection, not serialised
-    through the single thread-sensitive executor (one wrapper per service)."""
-    return database_sync_to_async(func, thread_sensitive=False)
+# Close codes of the connection path (README's protocol table).
+TOO_SLOW = 4008
+UNAVAILABLE = 4503
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -41,32 +46,62 @@ class ChatConsumer(AsyncWebsocketConsumer):
     watched_head: int | None = None
     early: list[tuple[int, str]] | None = None
     hub_access: RoomAccess | None = None
-    presence_task: asyncio.Task[None] | None = None
+    lock: asyncio.Lock | None = None
+    # daphne's protocol object of this connection (None under another server).
+    connection: Any = None
+    counted: bool = False
+    closing: bool = False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Channels' consumer loop without its per-socket channel and its second
+        waiting task: this socket hears only its client (and the hub calls it)."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.base_send = send
+        # daphne's send is partial(server.handle_reply, protocol): its transport tells
+        # how much this socket has queued for a client that does not read.
+        self.connection = next(iter(getattr(send, "args", ())), None)
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def connect(self) -> None:
         await self.accept()
+        room_hub = hub()
+        if room_hub.open_sockets >= settings.CHAT_MAX_SOCKETS:
+            await self.refuse_busy("This server is full")
+            return
+        room_hub.open_sockets += 1
+        self.counted = True
         try:
             params = protocol.parse_join(self.scope.get("query_string", b""))
             raw_name = self.scope["url_route"]["kwargs"]["room"].removesuffix("/")
-            access = await db(room_join)(user=self.scope["user"], name=raw_name)
-            self.lock = asyncio.Lock()
-            self.pending: set[asyncio.Task[None]] = set()
+            access = await joins().access.submit((self.scope.get("session_key"), raw_name))
             # Join the room's broadcasts before reading the replay: an event committed
             # in between arrives live and is either sent or dropped by seq, never lost.
             self.early = []
-            await hub().join(self.channel_layer, self, access)
+            await room_hub.join(self.channel_layer, self, access)
             self.hub_access = access
-            replay = await db(room_replay)(access=access, since=params.since, limit=params.history)
+            replay = await joins().replay.submit((access, params.since, params.history))
         except ChatError as exc:
+            await self.leave_hub()
             await self.refuse(exc)
+            return
+        except Overloaded:
+            await self.leave_hub()
+            await self.refuse_busy("Too many sockets are joining at once")
             return
         except (DatabaseError, RedisError, OSError):
             logger.exception("join failed: database or Redis unavailable")
             await self.leave_hub()
-            await self.refuse(ChatError("unavailable", "The chat is unavailable; try again shortly."), code=4503)
+            await self.refuse_busy("The chat is unavailable")
             return
         for frame in replay.frames:
             await self.send(text_data=frame)
+        if self.closing:
+            return
         self.last_sent = replay.last_seq
         await self.send_json(
             {
@@ -83,18 +118,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         early, self.early = self.early, None
         if early:
             await self.deliver(sorted(early))
-        present = await presence_join(layer=self.channel_layer, access=access, channel=self.channel_name)
+        present = presence().join(layer=self.channel_layer, access=access)
         if present is not None:
             await self.send(text_data=present)
-        self.presence_task = asyncio.create_task(
-            presence_keep(layer=self.channel_layer, access=access, channel=self.channel_name)
-        )
 
     async def disconnect(self, code: int) -> None:
+        await self.leave_room()
+        if self.counted:
+            self.counted = False
+            hub().open_sockets -= 1
+
+    async def leave_room(self) -> None:
         if self.access is not None:
-            if self.presence_task is not None:
-                self.presence_task.cancel()
-            await presence_leave(layer=self.channel_layer, access=self.access, channel=self.channel_name)
+            presence().leave(access=self.access)
             self.access = None
         await self.leave_hub()
 
@@ -107,10 +143,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_json(exc.as_frame())
         await self.close(code=code or exc.close_code or 4400)
 
+    async def refuse_busy(self, reason: str) -> None:
+        """4503 with a retry hint: the client backs off with jitter and comes back."""
+        retry = settings.CHAT_RETRY_AFTER_SECONDS
+        error = ChatError("unavailable", f"{reason}; try again in about {retry} seconds.", retry_after=retry)
+        await self.refuse(error, code=UNAVAILABLE)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         access = self.access
         if access is None:
             return
+        command: protocol.Post | protocol.Read | protocol.Edit | protocol.Redact | None = None
         try:
             command = protocol.parse_frame(text_data, bytes_data)
             if isinstance(command, protocol.Read):
@@ -137,7 +180,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         except DatabaseError:
             logger.exception("post failed: event store unavailable room=%s user=%s", access.name, access.user_id)
-            client_id = getattr(locals().get("command"), "client_id", None)
+            client_id = command.client_id if command is not None and not isinstance(command, protocol.Read) else None
             await self.send_json(
                 ChatError(
                     "unavailable",
@@ -173,14 +216,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if seq <= self.last_sent:
             return
-        if seq == self.last_sent + 1 and not self.lock.locked():
+        if seq == self.last_sent + 1 and (self.lock is None or not self.lock.locked()):
             self.last_sent = seq
             await self.send(text_data=frame)
             return
         # Out of order or a gap: the ordered path, which may read the database.
         task = asyncio.create_task(self.deliver([(seq, frame)]))
-        self.pending.add(task)
-        task.add_done_callback(self.pending.discard)
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
 
     async def chat_presence(self, message: dict[str, Any]) -> None:
         """Who is in the room now (chat.presence), pre-rendered: sent as is."""
@@ -192,9 +235,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         access = self.access
         if access is None:
             return
+        if self.lock is None:
+            self.lock = asyncio.Lock()
         async with self.lock:
             for seq, frame in frames:
-                if seq <= self.last_sent:
+                if seq <= self.last_sent or self.access is None:
                     continue
                 if seq > self.last_sent + 1:
                     missing = await db(room_frames)(access=access, after=self.last_sent, upto=seq - 1)
@@ -208,8 +253,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch, without its per-message `aclose_old_connections()`:
         that is a thread hop for every frame delivered to every socket, and this
-        consumer touches the database only through database_sync_to_async, which
-        already closes connections around each call."""
+        consumer touches the database only through chat.threads, which already
+        closes connections around each call."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -223,11 +268,44 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if text_data is not None and not close:
                 # Every delivered frame comes this way: straight to the server.
                 await self.base_send({"type": "websocket.send", "text": text_data})
+                if self.connection is not None and queued_bytes(self.connection) > settings.CHAT_SEND_QUEUE_BYTES:
+                    await self.too_slow()
             else:
                 await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         except Disconnected:
             # The client went away while we were sending: nothing to deliver to.
             pass
+
+    async def too_slow(self) -> None:
+        """The client stopped reading: stop queueing for it and close with 4008. It
+        resumes with `since=` like after any drop; the server keeps no backlog."""
+        room = self.access or self.hub_access
+        if self.closing or room is None:
+            return
+        self.closing = True
+        logger.warning(
+            "closing a socket that does not read room=%s user=%s queued_bytes=%s",
+            room.name,
+            room.user_id,
+            queued_bytes(self.connection),
+        )
+        await self.leave_room()
+        # The close frame queues behind what the client did not read; if it does not
+        # answer, autobahn drops the connection after its close handshake timeout.
+        self.connection.sendClose(code=TOO_SLOW, reason="too slow: reconnect with since=")
+
+
+def queued_bytes(connection: Any) -> int:
+    """Bytes a connection's Twisted TCP transport holds beyond the kernel's buffer."""
+    try:
+        transport = connection.transport
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    except AttributeError:
+        return 0
+
+
+# Strong references to sockets' gap fills until they finish (the loop keeps only weak ones).
+_pending: set[asyncio.Task[None]] = set()
 
 
 class UnknownPathConsumer(AsyncWebsocketConsumer):

@@ -5,15 +5,25 @@ CLOSE_CODES = {"unauthenticated": 4401, "forbidden": 4403, "invalid_request": 44
 
 
 class ChatError(Exception):
-    def __init__(self, code: str, detail: str, *, client_id: str | None = None) -> None:
+    def __init__(self, code: str, detail: str, *, client_id: str | None = None, retry_after: int | None = None) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.client_id = client_id
+        # Seconds the client should wait (with jitter) before it tries again.
+        self.retry_after = retry_after
 
     @property
     def close_code(self) -> int | None:
         return CLOSE_CODES.get(self.code)
 
     def as_frame(self) -> dict[str, object]:
-        return {"type": "error", "code": self.code, "detail": self.detail, "client_id": self.client_id}
+        frame: dict[str, object] = {
+            "type": "error",
+            "code": self.code,
+            "detail": self.detail,
+            "client_id": self.client_id,
+        }
+        if self.retry_after is not None:
+            frame["retry_after"] = self.retry_after
+        return frame

@@ -27,13 +27,13 @@ import weakref
 from typing import Any, Protocol
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
 from events.selectors import stream_heads
 
 from .services import RoomAccess, room_frames
+from .threads import db
 
 logger = logging.getLogger(__name__)
 
@@ -140,9 +140,7 @@ class Room:
         assert self.cursor is not None
         upto = min(self.held) - 1
         try:
-            missing = await database_sync_to_async(room_frames, thread_sensitive=False)(
-                access=self.access, after=self.cursor, upto=upto
-            )
+            missing = await db(room_frames)(access=self.access, after=self.cursor, upto=upto)
         except Exception:
             logger.warning("gap fill failed room=%s; sockets fill it themselves", self.access.name, exc_info=True)
             missing = []
@@ -164,7 +162,7 @@ class Room:
             handler = getattr(sock, get_handler_name(message), None)
             if handler is None:
                 logger.warning("no handler for room message type %s", message.get("type"))
-                return
+                continue
             await handler(message)
 
 
@@ -172,6 +170,8 @@ class Hub:
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self.rooms: dict[int, Room] = {}
+        # Sockets of this process past the admission check (CHAT_MAX_SOCKETS).
+        self.open_sockets = 0
         self.watch: asyncio.Task[None] | None = None
 
     async def join(self, layer: BaseChannelLayer, sock: Socket, access: RoomAccess) -> None:
@@ -223,7 +223,7 @@ class Hub:
     async def check(self) -> None:
         if not self.rooms:
             return
-        heads = await database_sync_to_async(stream_heads, thread_sensitive=False)(stream_ids=list(self.rooms))
+        heads = await db(stream_heads)(stream_ids=list(self.rooms))
         for stream_id, head in heads.items():
             room = self.rooms.get(stream_id)
             if room is None:
@@ -242,9 +242,7 @@ class Hub:
         logger.info(
             "delivering lost broadcasts room=%s seq=%s..%s sockets=%s", access.name, after + 1, upto, len(behind)
         )
-        frames = await database_sync_to_async(room_frames, thread_sensitive=False)(
-            access=access, after=after, upto=upto
-        )
+        frames = await db(room_frames)(access=access, after=after, upto=upto)
         for sock, seen in behind:
             await sock.deliver([f for f in frames if f[0] <= seen])
 

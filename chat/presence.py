@@ -1,25 +1,35 @@
 """Who is in a room now, shared by every server process through Redis.
 
-One sorted set per room, `chat:presence:<room_id>`: one member per open socket
-(username + channel name, so a second tab of the same user is its own entry)
-scored by the time it expires. Each socket refreshes its entry every
-CHAT_PRESENCE_REFRESH_SECONDS; an entry older than CHAT_PRESENCE_TTL_SECONDS
-belongs to a socket whose process died, and is ignored and pruned.
+Per room, one sorted set `chat:presence:<room_id>` with one member per (user,
+process), `[username, process id]` in JSON, scored by the time it expires. A
+process counts its own sockets per room and user; Redis hears of a user only
+when the user's first socket in this process enters the room or the last one
+leaves, so a join or a leave costs O(1) and nothing when another tab of the same
+user is already here. Every CHAT_PRESENCE_REFRESH_SECONDS the process renews its
+members of all its rooms in one pipelined round trip (one ZADD per room): O(rooms)
+per period, whatever the number of sockets. Members not renewed for
+CHAT_PRESENCE_TTL_SECONDS belong to a process that died: they are pruned and the
+room is told.
 
-The room hears a `presence` frame only when its set of usernames changes (a
-join, a leave, or the expiry of a dead process's entries), never per refresh:
-`{"type": "presence", "room": R, "users": [sorted usernames]}`. Changes within
-CHAT_PRESENCE_COALESCE_SECONDS in one process go out as one frame carrying the
-list as it is then, so a burst of joins is not a frame per join per socket.
-Presence is advisory: when Redis cannot be reached it is skipped, and chat
-delivery goes on.
+The room hears `{"type": "presence", "room": R, "users": [...], "count": N}`:
+`count` distinct users are present, `users` are the first CHAT_PRESENCE_LIST_MAX
+of them in sorted order. Changes are coalesced per process and room: at most one
+frame per CHAT_PRESENCE_COALESCE_SECONDS, and in a big room at most one per
+(local sockets / PRESENCE_DELIVERIES_PER_SECOND) seconds, capped at 10 s, so a
+storm of a thousand joins is a handful of frames per socket. A socket whose user
+is already present gets the room's last frame at once. Presence is advisory: when
+Redis cannot be reached it is skipped (logged once per outage) and chat goes on.
 """
 
 import asyncio
 import json
 import logging
+import os
+import secrets
+import socket
 import time
 import weakref
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,22 +43,20 @@ logger = logging.getLogger(__name__)
 
 # The channel-layer message type; ChatConsumer.chat_presence sends its frame on.
 MESSAGE_TYPE = "chat.presence"
+# A room's presence frames reach at most about this many local sockets per second.
+PRESENCE_DELIVERIES_PER_SECOND = 1000
+MAX_INTERVAL = 10.0
 
+PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 _ERRORS = (aioredis.RedisError, OSError)
-# Per event loop: the rooms whose presence broadcast is scheduled.
-_scheduled: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Task[None]]]" = (
-    weakref.WeakKeyDictionary()
-)
-# Strong references to scheduled broadcasts until they finish (the loop keeps only weak ones).
-_running: "set[asyncio.Task[None]]" = set()
 
 
 def presence_key(room_id: int) -> str:
     return f"chat:presence:{room_id}"
 
 
-def member_encode(*, username: str, channel: str) -> str:
-    return json.dumps([username, channel], ensure_ascii=False)
+def member_encode(*, username: str, process: str = PROCESS_ID) -> str:
+    return json.dumps([username, process], ensure_ascii=False)
 
 
 def users_from_members(members: Iterable[object]) -> list[str]:
@@ -63,101 +71,144 @@ def users_from_members(members: Iterable[object]) -> list[str]:
     return sorted(names)
 
 
-def presence_frame(*, room: str, users: list[str]) -> str:
-    return json.dumps({"type": "presence", "room": room, "users": users}, ensure_ascii=False)
+def presence_frame(*, room: str, users: list[str], limit: int | None = None) -> str:
+    limit = settings.CHAT_PRESENCE_LIST_MAX if limit is None else limit
+    return json.dumps(
+        {"type": "presence", "room": room, "users": users[:limit], "count": len(users)}, ensure_ascii=False
+    )
 
 
-async def _update(access: RoomAccess, channel: str, *, present: bool) -> tuple[list[str], list[str], int]:
-    """Add (refresh) or remove one socket's entry and prune expired ones, atomically.
+class RoomPresence:
+    """This process's sockets in one room, by user, and what Redis has not heard yet."""
 
-    Returns the usernames before and after, and how many expired entries were pruned."""
-    now = time.time()
-    ttl = settings.CHAT_PRESENCE_TTL_SECONDS
-    key = presence_key(access.room_id)
-    member = member_encode(username=access.username, channel=channel)
-    async with redis_client().pipeline(transaction=True) as pipe:
-        # "Before" includes expired entries: the room may still be showing them.
-        pipe.zrange(key, 0, -1)
-        pipe.zremrangebyscore(key, "-inf", now)
-        if present:
-            pipe.zadd(key, {member: now + ttl})
-        else:
-            pipe.zrem(key, member)
-        pipe.zrangebyscore(key, now, "+inf")
-        # The whole set goes away once nobody has refreshed it for a while.
-        pipe.expire(key, int(ttl * 2) + 1)
-        before, pruned, _, after, _ = await pipe.execute()
-    return users_from_members(before), users_from_members(after), int(pruned)
+    def __init__(self, access: RoomAccess, layer: Any) -> None:
+        self.access = access
+        self.layer = layer
+        self.sockets = 0
+        self.users: Counter[str] = Counter()
+        self.added: set[str] = set()
+        self.removed: set[str] = set()
+        self.frame: str | None = None
+        self.flush: asyncio.Task[None] | None = None
+        self.flushed_at = 0.0
 
 
-async def _live_users(room_id: int) -> list[str]:
-    return users_from_members(await redis_client().zrangebyscore(presence_key(room_id), time.time(), "+inf"))
+class Presence:
+    def __init__(self) -> None:
+        self.rooms: dict[int, RoomPresence] = {}
+        self.keeper: asyncio.Task[None] | None = None
+        self.failing = False
 
-
-async def _broadcast(layer: Any, access: RoomAccess, users: list[str]) -> None:
-    frame = presence_frame(room=access.name, users=users)
-    await layer.group_send(access.group, {"type": MESSAGE_TYPE, "frame": frame})
-
-
-async def _announce(layer: Any, access: RoomAccess, users: list[str]) -> None:
-    """Tell the room its users changed: now, or once for all changes in the coalescing window."""
-    delay = settings.CHAT_PRESENCE_COALESCE_SECONDS
-    if delay <= 0:
-        await _broadcast(layer, access, users)
-        return
-    loop = asyncio.get_running_loop()
-    scheduled = _scheduled.setdefault(loop, {})
-    if access.room_id not in scheduled:
-        task = loop.create_task(_announce_later(layer, access, delay, scheduled))
-        scheduled[access.room_id] = task
-        _running.add(task)
-        task.add_done_callback(_running.discard)
-
-
-async def _announce_later(
-    layer: Any, access: RoomAccess, delay: float, scheduled: dict[int, "asyncio.Task[None]"]
-) -> None:
-    await asyncio.sleep(delay)
-    # Unscheduled before reading: a change from now on schedules a frame of its own.
-    scheduled.pop(access.room_id, None)
-    try:
-        await _broadcast(layer, access, await _live_users(access.room_id))
-    except _ERRORS:
-        logger.warning("presence broadcast skipped: Redis unavailable room=%s", access.name)
-
-
-async def presence_join(*, layer: Any, access: RoomAccess, channel: str) -> str | None:
-    """Record a socket as present; tell the room if its users changed.
-
-    Returns the frame for the joining socket itself (None when Redis is down)."""
-    try:
-        before, after, _ = await _update(access, channel, present=True)
-        if before != after:
-            await _announce(layer, access, after)
-    except _ERRORS:
-        logger.warning("presence join skipped: Redis unavailable room=%s", access.name, exc_info=True)
+    def join(self, *, layer: Any, access: RoomAccess) -> str | None:
+        """Count a socket in; returns the room's last frame when its user was already
+        here (else the coming frame tells it, with everyone else)."""
+        room = self.rooms.get(access.room_id)
+        if room is None:
+            room = self.rooms[access.room_id] = RoomPresence(access, layer)
+        room.sockets += 1
+        room.users[access.username] += 1
+        if self.keeper is None or self.keeper.done():
+            self.keeper = asyncio.create_task(self._keep())
+        if room.users[access.username] > 1 and room.frame is not None:
+            return room.frame
+        room.removed.discard(access.username)
+        room.added.add(access.username)
+        self._schedule(room)
         return None
-    return presence_frame(room=access.name, users=after)
 
+    def leave(self, *, access: RoomAccess) -> None:
+        room = self.rooms.get(access.room_id)
+        if room is None:
+            return
+        room.sockets -= 1
+        room.users[access.username] -= 1
+        if room.users[access.username] <= 0:
+            del room.users[access.username]
+            room.added.discard(access.username)
+            room.removed.add(access.username)
+            self._schedule(room)
 
-async def presence_leave(*, layer: Any, access: RoomAccess, channel: str) -> None:
-    """Remove a socket's entry; tell the room if its users changed."""
-    try:
-        before, after, _ = await _update(access, channel, present=False)
-        if before != after:
-            await _announce(layer, access, after)
-    except _ERRORS:
-        logger.warning("presence leave skipped: Redis unavailable room=%s", access.name, exc_info=True)
+    def _schedule(self, room: RoomPresence) -> None:
+        if room.flush is not None:
+            return
+        coalesce = settings.CHAT_PRESENCE_COALESCE_SECONDS
+        interval = max(coalesce, min(MAX_INTERVAL, room.sockets / PRESENCE_DELIVERIES_PER_SECOND))
+        wait = max(coalesce, room.flushed_at + interval - time.monotonic())
+        room.flush = asyncio.create_task(self._flush_later(room, wait))
 
-
-async def presence_keep(*, layer: Any, access: RoomAccess, channel: str) -> None:
-    """Refresh a socket's entry until cancelled. Whoever prunes the entries of a
-    dead process tells the room (the prune is atomic, so only one socket does)."""
-    while True:
-        await asyncio.sleep(settings.CHAT_PRESENCE_REFRESH_SECONDS)
+    async def _flush_later(self, room: RoomPresence, wait: float) -> None:
+        if wait > 0:
+            await asyncio.sleep(wait)
+        # From here on, a change schedules a flush of its own.
+        room.flush = None
+        added, removed = room.added, room.removed
+        room.added, room.removed = set(), set()
+        room.flushed_at = time.monotonic()
+        key = presence_key(room.access.room_id)
+        now = time.time()
+        ttl = settings.CHAT_PRESENCE_TTL_SECONDS
         try:
-            before, after, pruned = await _update(access, channel, present=True)
-            if pruned and before != after:
-                await _announce(layer, access, after)
+            async with redis_client().pipeline(transaction=True) as pipe:
+                if added:
+                    pipe.zadd(key, {member_encode(username=u): now + ttl for u in added})
+                if removed:
+                    pipe.zrem(key, *(member_encode(username=u) for u in removed))
+                pipe.zremrangebyscore(key, "-inf", now)
+                pipe.zrangebyscore(key, now, "+inf")
+                # The whole set goes away once nobody has renewed it for a while.
+                pipe.expire(key, int(ttl * 2) + 1)
+                results = await pipe.execute()
+            room.frame = presence_frame(room=room.access.name, users=users_from_members(results[-2]))
+            await room.layer.group_send(room.access.group, {"type": MESSAGE_TYPE, "frame": room.frame})
+            self._recovered()
         except _ERRORS:
-            logger.warning("presence refresh skipped: Redis unavailable room=%s", access.name)
+            self._failed("presence update")
+        if room.sockets <= 0 and room.flush is None and self.rooms.get(room.access.room_id) is room:
+            del self.rooms[room.access.room_id]
+
+    async def _keep(self) -> None:
+        """Renew this process's members of every room; tell a room whose dead members were pruned."""
+        while self.rooms:
+            await asyncio.sleep(settings.CHAT_PRESENCE_REFRESH_SECONDS)
+            rooms = [room for room in self.rooms.values() if room.users]
+            if not rooms:
+                continue
+            now = time.time()
+            ttl = settings.CHAT_PRESENCE_TTL_SECONDS
+            try:
+                async with redis_client().pipeline(transaction=False) as pipe:
+                    for room in rooms:
+                        key = presence_key(room.access.room_id)
+                        pipe.zadd(key, {member_encode(username=u): now + ttl for u in room.users})
+                        pipe.zremrangebyscore(key, "-inf", now)
+                        pipe.expire(key, int(ttl * 2) + 1)
+                    results = await pipe.execute()
+                self._recovered()
+            except _ERRORS:
+                self._failed("presence refresh")
+                continue
+            for i, room in enumerate(rooms):
+                if results[3 * i + 1]:
+                    self._schedule(room)
+
+    def _failed(self, what: str) -> None:
+        if not self.failing:
+            logger.warning("%s skipped: Redis unavailable (logged once until it recovers)", what, exc_info=True)
+        self.failing = True
+
+    def _recovered(self) -> None:
+        if self.failing:
+            logger.info("presence: Redis reachable again")
+        self.failing = False
+
+
+_presences: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Presence]" = weakref.WeakKeyDictionary()
+
+
+def presence() -> Presence:
+    """The presence of the running event loop (one per server process)."""
+    loop = asyncio.get_running_loop()
+    found = _presences.get(loop)
+    if found is None:
+        found = _presences[loop] = Presence()
+    return found

@@ -74,25 +74,60 @@ def room_name_normalize(raw: str) -> str:
 def room_join(*, user: AbstractBaseUser | AnonymousUser, name: str) -> RoomAccess:
     """Open a room for a user: a public room is created on first join and joining
     makes the user a member; a private room admits only its members."""
-    name = room_name_normalize(name)
-    if not user.is_authenticated:
-        raise ChatError("unauthenticated", "Sign in to join a room.")
-    room = Room.objects.filter(name=name).first()
-    if room is None:
-        room = _room_create(name=name, user_id=user.pk)
-    if room.is_private:
-        if not Membership.objects.filter(room=room, user_id=user.pk).exists():
-            raise ChatError("forbidden", "This room is private and you are not a member.")
-    else:
-        Membership.objects.get_or_create(room=room, user_id=user.pk)
-    return RoomAccess(
-        room_id=room.pk,
-        name=room.name,
-        stream_id=room.stream_id,
-        is_private=room.is_private,
-        user_id=user.pk,
-        username=user.get_username(),
+    (result,) = rooms_join(requests=[(user, name)])
+    if isinstance(result, ChatError):
+        raise result
+    return result
+
+
+def rooms_join(*, requests: list[tuple[AbstractBaseUser | AnonymousUser, str]]) -> list[RoomAccess | ChatError]:
+    """`room_join` for many (user, room name) pairs at once, each answered on its own:
+    one query for the rooms, one for private memberships and one insert for new
+    public memberships, however many sockets join."""
+    results: list[RoomAccess | ChatError | None] = [None] * len(requests)
+    wanted: dict[int, tuple[AbstractBaseUser, str]] = {}
+    for i, (user, raw) in enumerate(requests):
+        try:
+            name = room_name_normalize(raw)
+            if not user.is_authenticated:
+                raise ChatError("unauthenticated", "Sign in to join a room.")
+        except ChatError as exc:
+            results[i] = exc
+            continue
+        wanted[i] = (user, name)
+    rooms = {room.name: room for room in Room.objects.filter(name__in={name for _, name in wanted.values()})}
+    for user, name in wanted.values():
+        if name not in rooms:
+            rooms[name] = _room_create(name=name, user_id=user.pk)
+    private = [room.pk for room in rooms.values() if room.is_private]
+    members = set(
+        Membership.objects.filter(room_id__in=private, user_id__in={u.pk for u, _ in wanted.values()}).values_list(
+            "room_id", "user_id"
+        )
+        if private
+        else ()
     )
+    joined = set()
+    for i, (user, name) in wanted.items():
+        room = rooms[name]
+        if room.is_private and (room.pk, user.pk) not in members:
+            results[i] = ChatError("forbidden", "This room is private and you are not a member.")
+            continue
+        if not room.is_private:
+            joined.add((room.pk, user.pk))
+        results[i] = RoomAccess(
+            room_id=room.pk,
+            name=room.name,
+            stream_id=room.stream_id,
+            is_private=room.is_private,
+            user_id=user.pk,
+            username=user.get_username(),
+        )
+    if joined:
+        Membership.objects.bulk_create(
+            [Membership(room_id=r, user_id=u) for r, u in sorted(joined)], ignore_conflicts=True
+        )
+    return [r for r in results if r is not None]
 
 
 def room_readable(*, user: AbstractBaseUser | AnonymousUser, name: str) -> Room:
@@ -120,21 +155,43 @@ def _room_create(*, name: str, user_id: int) -> Room:
 
 def room_replay(*, access: RoomAccess, since: int | None, limit: int) -> Replay:
     """The frames a socket gets on join: the last `limit` events, or those after `since`."""
-    head = event_selectors.stream_head(stream_id=access.stream_id)
-    truncated = reset = False
-    if since is None or since > head:
-        reset = since is not None
-        events = event_selectors.events_last(stream_id=access.stream_id, limit=limit, upto=head)
-    else:
-        after = since
-        if head - since > settings.CHAT_RESUME_MAX:
-            truncated = True
-            after = head - settings.CHAT_RESUME_MAX
-        events = event_selectors.events_after(stream_id=access.stream_id, after=after, upto=head)
-    frames = [
-        frame for _, frame in events_render(stream_id=access.stream_id, events=events, room=access.name, replay=True)
+    return rooms_replay(requests=[(access, since, limit)])[0]
+
+
+def rooms_replay(*, requests: list[tuple[RoomAccess, int | None, int]]) -> list[Replay]:
+    """`room_replay` for many sockets at once: one query for the heads, and per room
+    one read and one rendering of the events any of its sockets needs (seq is
+    gapless, so each socket's replay is a slice of its room's)."""
+    heads = event_selectors.stream_heads(stream_ids=list({access.stream_id for access, _, _ in requests}))
+    plans = []
+    for access, since, limit in requests:
+        head = heads[access.stream_id]
+        truncated = reset = False
+        if since is None or since > head:
+            reset = since is not None
+            after = max(head - max(limit, 0), 0)
+        else:
+            after = since
+            if head - since > settings.CHAT_RESUME_MAX:
+                truncated = True
+                after = head - settings.CHAT_RESUME_MAX
+        plans.append((access, after, head, truncated, reset))
+    frames: dict[int, list[tuple[int, str]]] = {}
+    for stream_id, head in heads.items():
+        after = min(plan_after for access, plan_after, *_ in plans if access.stream_id == stream_id)
+        if after < head:
+            room = next(access.name for access, *_ in plans if access.stream_id == stream_id)
+            events = event_selectors.events_after(stream_id=stream_id, after=after, upto=head)
+            frames[stream_id] = events_render(stream_id=stream_id, events=events, room=room, replay=True)
+    return [
+        Replay(
+            frames=[frame for seq, frame in frames.get(access.stream_id, ()) if seq > after],
+            last_seq=head,
+            truncated=truncated,
+            reset=reset,
+        )
+        for access, after, head, truncated, reset in plans
     ]
-    return Replay(frames=frames, last_seq=head, truncated=truncated, reset=reset)
 
 
 def room_frames(*, access: RoomAccess, after: int, upto: int) -> list[tuple[int, str]]:

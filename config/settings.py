@@ -91,6 +91,10 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:63799/0")
+# The rate limit's and presence's connections per server process; a caller waits
+# up to REDIS_POOL_TIMEOUT seconds for a free one rather than failing.
+REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=32)
+REDIS_POOL_TIMEOUT = env.float("REDIS_POOL_TIMEOUT", default=10.0)
 
 # The channel layer. "pubsub" does one PUBLISH per broadcast whatever the room
 # size; its occasional losses are repaired by the consumer's seq-based gap fill.
@@ -236,6 +240,20 @@ CHAT_PRESENCE_TTL_SECONDS = env.float("CHAT_PRESENCE_TTL_SECONDS", default=45.0)
 CHAT_PRESENCE_REFRESH_SECONDS = env.float("CHAT_PRESENCE_REFRESH_SECONDS", default=15.0)
 # Presence changes within this window (per process and room) go out as one frame; 0 sends each at once.
 CHAT_PRESENCE_COALESCE_SECONDS = env.float("CHAT_PRESENCE_COALESCE_SECONDS", default=0.2)
+# A presence frame lists at most this many users (sorted), with the total `count`.
+CHAT_PRESENCE_LIST_MAX = env.int("CHAT_PRESENCE_LIST_MAX", default=100)
+
+# Connections. Threads that run the sockets' database work (each borrows a pooled
+# connection per call: keep DATABASE_POOL_MAX at least this).
+CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=8)
+# Open sockets per server process; past it a new socket is refused with 4503.
+CHAT_MAX_SOCKETS = env.int("CHAT_MAX_SOCKETS", default=20000)
+# Handshakes waiting for their database batch; past it a new socket is refused with 4503.
+CHAT_JOIN_BACKLOG = env.int("CHAT_JOIN_BACKLOG", default=5000)
+# The retry hint of a 4503 refusal (seconds; the client adds jitter).
+CHAT_RETRY_AFTER_SECONDS = env.int("CHAT_RETRY_AFTER_SECONDS", default=5)
+# Bytes a socket may have queued for a client that does not read before it is closed with 4008.
+CHAT_SEND_QUEUE_BYTES = env.int("CHAT_SEND_QUEUE_BYTES", default=1024 * 1024)
 
 LOGGING = {
     "version": 1,

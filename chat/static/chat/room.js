@@ -196,15 +196,21 @@ function dropSeqs(predicate) {
   }
 }
 
-function renderPresence(users) {
-  els.presence.replaceChildren(
-    ...users.map((name) => {
-      const li = document.createElement("li");
-      li.textContent = name;
-      if (name === config.username) li.classList.add("me");
-      return li;
-    }),
-  );
+// A presence frame lists at most CHAT_PRESENCE_LIST_MAX users; `count` is everyone.
+function renderPresence(users, count) {
+  const items = users.map((name) => {
+    const li = document.createElement("li");
+    li.textContent = name;
+    if (name === config.username) li.classList.add("me");
+    return li;
+  });
+  if (count > users.length) {
+    const more = document.createElement("li");
+    more.className = "more";
+    more.textContent = interpolate(gettext("and %s more"), [count - users.length]);
+    items.push(more);
+  }
+  els.presence.replaceChildren(...items);
 }
 
 function showStatus(state, text) {
@@ -251,7 +257,7 @@ function connect() {
         errored(frame);
         break;
       case "presence":
-        renderPresence(frame.users || []);
+        renderPresence(frame.users || [], frame.count || 0);
         break;
       default:
         // Every event frame (chat.message, chat.edit, chat.redact, and any type the
