@@ -1,6 +1,6 @@
 """Who is on a socket: the Django session cookie, resolved in batches.
 
-The middleware only reads the session key from the cookie. The consumer resolves
+chat.routing only reads the session key from the cookie. The consumer resolves
 it in its first database call (chat.joins), together with every other handshake
 waiting at that moment: one query for their sessions and one for their users,
 however many sockets arrive at once. The checks are Django's own (`auth.get_user`):
@@ -15,7 +15,6 @@ a chat socket never writes.
 from importlib import import_module
 from typing import Any
 
-from channels.sessions import CookieMiddleware
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -26,21 +25,6 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 _MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
-
-
-class SessionKeyMiddleware:
-    """Puts the session cookie's key in `scope["session_key"]` (None without one)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        key = scope["cookies"].get(settings.SESSION_COOKIE_NAME) or None
-        return await self.inner(dict(scope, session_key=key), receive, send)
-
-
-def SocketAuthStack(inner: Any) -> CookieMiddleware:
-    return CookieMiddleware(SessionKeyMiddleware(inner))
 
 
 def _hash_verified(session: dict[str, Any], user: AbstractBaseUser) -> bool:

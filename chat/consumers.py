@@ -25,6 +25,7 @@ from django.db import DatabaseError
 from redis.exceptions import RedisError
 
 from . import protocol, ratelimit
+from .connection import connection_of, queued_bytes, release_handshake
 from .errors import ChatError
 from .history import message_edit, message_redact
 from .hub import hub
@@ -58,9 +59,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.base_send = send
-        # daphne's send is partial(server.handle_reply, protocol): its transport tells
-        # how much this socket has queued for a client that does not read.
-        self.connection = next(iter(getattr(send, "args", ())), None)
+        self.connection = connection_of(send)
         try:
             while True:
                 await self.dispatch(await receive())
@@ -69,6 +68,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()
+        if self.connection is not None:
+            release_handshake(self.connection, self.scope)
         room_hub = hub()
         if room_hub.open_sockets >= settings.CHAT_MAX_SOCKETS:
             await self.refuse_busy("This server is full")
@@ -99,7 +100,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.refuse_busy("The chat is unavailable")
             return
         for frame in replay.frames:
-            await self.send(text_data=frame)
+            self.push(frame)
         if self.closing:
             return
         self.last_sent = replay.last_seq
@@ -120,7 +121,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.deliver(sorted(early))
         present = presence().join(layer=self.channel_layer, access=access)
         if present is not None:
-            await self.send(text_data=present)
+            self.push(present)
 
     async def disconnect(self, code: int) -> None:
         await self.leave_room()
@@ -208,27 +209,49 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # The event is committed; sockets will read it from the database.
             logger.warning("broadcast failed room=%s seq=%s", access.name, seq, exc_info=True)
 
-    async def offer(self, seq: int, frame: str) -> None:
-        """A live event from this process's room subscription (chat.hub)."""
+    def offer(self, seq: int, frame: str | bytes) -> None:
+        """A live event from this process's room subscription (chat.hub). Returns
+        without suspending: a socket that must fill a gap does so in a task."""
         if self.access is None:
             if self.early is not None:  # still sending the replay
-                self.early.append((seq, frame))
+                self.early.append((seq, frame.decode() if isinstance(frame, bytes) else frame))
             return
         if seq <= self.last_sent:
             return
         if seq == self.last_sent + 1 and (self.lock is None or not self.lock.locked()):
             self.last_sent = seq
-            await self.send(text_data=frame)
+            self.push(frame)
             return
         # Out of order or a gap: the ordered path, which may read the database.
-        task = asyncio.create_task(self.deliver([(seq, frame)]))
+        text = frame.decode() if isinstance(frame, bytes) else frame
+        task = asyncio.create_task(self.deliver([(seq, text)]))
         _pending.add(task)
         task.add_done_callback(_pending.discard)
 
-    async def chat_presence(self, message: dict[str, Any]) -> None:
-        """Who is in the room now (chat.presence), pre-rendered: sent as is."""
+    def push(self, frame: str | bytes) -> None:
+        """Queue one text frame for the client now. Under daphne it goes straight to
+        the connection's protocol (no coroutine, no per-socket encode when the hub
+        passes bytes); past CHAT_SEND_QUEUE_BYTES unread, the socket is closed."""
+        connection = self.connection
+        if connection is None:  # another ASGI server: its own send, in order
+            text = frame.decode() if isinstance(frame, bytes) else frame
+            task = asyncio.create_task(self.send(text_data=text))
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
+            return
+        try:
+            connection.sendMessage(frame if isinstance(frame, bytes) else frame.encode(), False)
+        except Disconnected:
+            return  # the client went away: nothing to deliver to
+        if queued_bytes(connection) > settings.CHAT_SEND_QUEUE_BYTES and not self.closing:
+            task = asyncio.create_task(self.too_slow())
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
+
+    def chat_presence(self, frame: bytes) -> None:
+        """Who is in the room now, pre-rendered by chat.presence: pushed as is."""
         if self.access is not None:
-            await self.send(text_data=message["frame"])
+            self.push(frame)
 
     async def deliver(self, frames: list[tuple[int, str]]) -> None:
         """Send frames in seq order, filling any gap before them from the database."""
@@ -245,9 +268,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     missing = await db(room_frames)(access=access, after=self.last_sent, upto=seq - 1)
                     for missing_seq, missing_frame in missing:
                         if missing_seq > self.last_sent:
-                            await self.send(text_data=missing_frame)
+                            self.push(missing_frame)
                             self.last_sent = missing_seq
-                await self.send(text_data=frame)
+                self.push(frame)
                 self.last_sent = seq
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -261,17 +284,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def send_json(self, content: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(content, ensure_ascii=False))
+        self.push(json.dumps(content, ensure_ascii=False))
 
     async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
         try:
-            if text_data is not None and not close:
-                # Every delivered frame comes this way: straight to the server.
-                await self.base_send({"type": "websocket.send", "text": text_data})
-                if self.connection is not None and queued_bytes(self.connection) > settings.CHAT_SEND_QUEUE_BYTES:
-                    await self.too_slow()
-            else:
-                await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         except Disconnected:
             # The client went away while we were sending: nothing to deliver to.
             pass
@@ -293,15 +310,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # The close frame queues behind what the client did not read; if it does not
         # answer, autobahn drops the connection after its close handshake timeout.
         self.connection.sendClose(code=TOO_SLOW, reason="too slow: reconnect with since=")
-
-
-def queued_bytes(connection: Any) -> int:
-    """Bytes a connection's Twisted TCP transport holds beyond the kernel's buffer."""
-    try:
-        transport = connection.transport
-        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-    except AttributeError:
-        return 0
 
 
 # Strong references to sockets' gap fills until they finish (the loop keeps only weak ones).

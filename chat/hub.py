@@ -26,7 +26,6 @@ import logging
 import weakref
 from typing import Any, Protocol
 
-from channels.consumer import get_handler_name
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
@@ -38,6 +37,7 @@ from .threads import db
 logger = logging.getLogger(__name__)
 
 EVENT = "chat.event"
+PRESENCE = "chat.presence"
 # How long a room holds an early event for the one before it (seconds).
 REORDER_WAIT = 0.05
 
@@ -48,7 +48,9 @@ class Socket(Protocol):
     # The head the hub saw on its previous tick, or None.
     watched_head: int | None
 
-    async def offer(self, seq: int, frame: str) -> None: ...
+    def offer(self, seq: int, frame: str | bytes) -> None: ...
+
+    def chat_presence(self, frame: bytes) -> None: ...
 
     async def deliver(self, frames: list[tuple[int, str]]) -> None: ...
 
@@ -151,19 +153,20 @@ class Room:
         await self._release()
 
     async def _offer(self, seq: int, frame: str) -> None:
+        payload = frame.encode()  # once per event, not once per socket
         for sock in list(self.sockets):
-            # Completes without suspending: a socket that must wait for a gap
-            # fill does so in a task of its own.
-            await sock.offer(seq, frame)
+            # Returns without suspending: a socket that must wait for a gap fill
+            # does so in a task of its own.
+            sock.offer(seq, payload)
 
     async def _forward(self, message: dict[str, Any]) -> None:
-        """Any other room message (presence, ...) goes to each socket's handler."""
+        """Any other room message (presence) goes to each socket, encoded once."""
+        if message.get("type") != PRESENCE:
+            logger.warning("no handler for room message type %s", message.get("type"))
+            return
+        payload = message["frame"].encode()
         for sock in list(self.sockets):
-            handler = getattr(sock, get_handler_name(message), None)
-            if handler is None:
-                logger.warning("no handler for room message type %s", message.get("type"))
-                continue
-            await handler(message)
+            sock.chat_presence(payload)
 
 
 class Hub:

@@ -22,8 +22,11 @@ class Recorder:
         self.watched_head = None
         self.offered: list[tuple[int, str]] = []
 
-    async def offer(self, seq: int, frame: str) -> None:
-        self.offered.append((seq, frame))
+    def offer(self, seq: int, frame: bytes) -> None:
+        self.offered.append((seq, frame.decode()))
+
+    def chat_presence(self, frame: bytes) -> None:  # pragma: no cover - no presence here
+        pass
 
     async def deliver(self, frames) -> None:  # pragma: no cover - the room never calls it
         raise AssertionError("the room delivers through offer() only")

@@ -1,27 +1,19 @@
 """The socket's user comes from the Django session cookie (real PostgreSQL),
-resolved for many handshakes at once; outgoing messages go to the server untouched."""
+resolved for many handshakes at once."""
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chat.auth import SocketAuthStack, session_users
+from chat.auth import session_users
+from chat.routing import session_key
 
 
-async def test_the_middleware_reads_the_key_and_passes_send_untouched():
-    seen = {}
-
-    async def app(scope, receive, send):
-        seen["key"], seen["send"] = scope["session_key"], send
-
-    async def server_send(message):  # what the server hands the application
-        pass
-
-    for cookie, key in ((b"sessionid=abc123", "abc123"), (None, None)):
-        headers = [(b"cookie", cookie)] if cookie else []
-        await SocketAuthStack(app)({"type": "websocket", "path": "/ws/chat/x/", "headers": headers}, None, server_send)
-        assert seen == {"key": key, "send": server_send}  # no wrapper on the way out
+def test_the_session_key_comes_from_the_cookie_header():
+    assert session_key([(b"host", b"x"), (b"cookie", b"csrftoken=1; sessionid=abc123")]) == "abc123"
+    assert session_key([(b"cookie", b"csrftoken=1")]) is None
+    assert session_key([]) is None
 
 
 def key_of(cookie: str) -> str:
@@ -38,7 +30,7 @@ def test_sessions_give_their_users_in_two_queries(make_user):
 
 
 def test_a_stale_session_is_anonymous(make_user):
-    (alice, a_cookie), (bob, b_cookie), (carol, c_cookie) = make_user(), make_user(), make_user()
+    (alice, a_cookie), (bob, b_cookie), (_carol, c_cookie) = make_user(), make_user(), make_user()
     alice.set_password("a-new-password-1")  # the session's auth hash no longer matches
     alice.save()
     get_user_model().objects.filter(pk=bob.pk).update(is_active=False)

@@ -1,0 +1,54 @@
+"""What the chat relies on of daphne's connection objects, in one place.
+
+daphne hands an ASGI application `send = partial(server.handle_reply, protocol)`,
+where `protocol` is the connection's autobahn WebSocket protocol on a Twisted
+TCP transport. The socket consumer uses that object for three things the ASGI
+interface does not offer:
+
+- `push`: a frame goes straight to `protocol.sendMessage` (no coroutine and no
+  re-encoding per socket when a broadcast fans out to thousands of them);
+- `queued_bytes`: how much the transport holds for a client that does not read,
+  so a slow consumer is closed (4008) instead of growing the server's memory;
+- `release_handshake`: the HTTP upgrade's leftovers that nothing reads again
+  (header lists and dicts, the HTTP channel kept as the transport's producer)
+  are dropped once the socket is open: a few KiB per idle socket.
+
+Under another ASGI server `connection_of` returns None and the consumer uses
+the plain ASGI send.
+"""
+
+from typing import Any
+
+
+def connection_of(send: Any) -> Any:
+    """daphne's protocol object behind an ASGI `send`, or None."""
+    connection = next(iter(getattr(send, "args", ())), None)
+    return connection if hasattr(connection, "sendMessage") else None
+
+
+def queued_bytes(connection: Any) -> int:
+    """Bytes the connection's Twisted transport holds beyond the kernel's buffer."""
+    try:
+        transport = connection.transport
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    except AttributeError:
+        return 0
+
+
+def release_handshake(connection: Any, scope: dict[str, Any]) -> None:
+    """Forget the upgrade request once the socket is accepted (see the module doc)."""
+    # daphne's header list is the scope's "headers" too: every middleware has read it.
+    headers = scope.get("headers")
+    if isinstance(headers, list):
+        headers.clear()
+    for name in ("http_headers", "http_response_data", "http_request_data"):
+        value = getattr(connection, name, None)
+        if isinstance(value, dict):
+            value.clear()  # shared with the handshake's ConnectionRequest.headers
+        elif value is not None:
+            setattr(connection, name, None)
+    transport = getattr(connection, "transport", None)
+    # The upgraded HTTP channel stays registered as the transport's producer, with
+    # the request it parsed; a WebSocket protocol never needs it.
+    if transport is not None and getattr(transport, "producer", None) is not None:
+        transport.unregisterProducer()

@@ -1,0 +1,334 @@
+#!/usr/bin/env python
+"""`make bench`, connections: our server side by side with the seed's tutorial chat
+(../shared/bench/peer_seed), one daphne process each, started here the same way as
+in production (our Procfile's flags; the peer exactly as compare.py starts it).
+
+For each layout (N sockets in one room; N sockets over N/10 rooms), with
+`--at-once` sockets connecting at any moment, it prints one JSON line per server:
+sockets opened out of N, connects per second, p50/p99 from TCP connect to
+`history.end` (to the open handshake for the peer, which sends no history), KiB
+of server RSS per idle socket, and for the one-room layout the time for one
+message to reach every socket. Then, ours only: a resume storm (`--storm`
+sockets reconnecting at once, each with its own `since=` into a room of
+`--storm-events` events; every one must get exactly its missing events), and
+single connects to a quiet room with 50 events of history (p50/p99).
+
+    DATABASE_URL=… REDIS_URL=… .venv/bin/python scripts/bench_connections.py [--sockets 10000]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench import ROOT, SHARED_BENCH, bench_database_url, ensure_database, pct, seeded_room, setup_django
+
+from tests.support.servers import free_port, wait_port
+
+
+def raise_fd_limit() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def make_sessions(n: int) -> list[str]:
+    """`n` users, each with a live session; returns their Cookie header values (kept between runs)."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+    from django.contrib.auth.hashers import make_password
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    User = get_user_model()
+    names = [f"conn{i:05}" for i in range(n)]
+    have = set(User.objects.filter(username__in=names).values_list("username", flat=True))
+    password = make_password(None)
+    User.objects.bulk_create([User(username=name, password=password) for name in names if name not in have])
+    users = User.objects.filter(username__in=names).order_by("username")
+    store = SessionStore()
+    expire = timezone.now() + timezone.timedelta(days=1)
+    rows, cookies = [], []
+    for user in users:
+        key = f"conn{user.pk:027}"[:32]
+        data = {
+            SESSION_KEY: str(user.pk),
+            BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+            HASH_SESSION_KEY: user.get_session_auth_hash(),
+        }
+        rows.append(Session(session_key=key, session_data=store.encode(data), expire_date=expire))
+        cookies.append(f"sessionid={key}")
+    Session.objects.filter(session_key__in=[r.session_key for r in rows]).delete()
+    Session.objects.bulk_create(rows)
+    return cookies
+
+
+def start_ours(port: int) -> subprocess.Popen:
+    # The Procfile's web process (default log level), on a port of its own.
+    env = dict(os.environ, CHAT_RATE_LIMIT="1000000/1s")
+    endpoint = f"tcp:port={port}:interface=127.0.0.1:backlog=4096"
+    cmd = [sys.executable, "-m", "daphne", "-e", endpoint, "--websocket_timeout", "-1"]
+    cmd += ["--websocket_connect_timeout", "30", "config.asgi:application"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    return proc
+
+
+def start_peer(port: int) -> subprocess.Popen:
+    from urllib.parse import urlparse
+
+    redis = urlparse(os.environ["REDIS_URL"])
+    peer_dir = SHARED_BENCH / "peer_seed"
+    env = dict(
+        os.environ,
+        REDIS_HOST=redis.hostname or "127.0.0.1",
+        REDIS_PORT=str(redis.port or 6379),
+        PEER_DB=f"/tmp/peer_seed_{port}.sqlite3",
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=peer_dir, env=env, check=True)
+    cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+    proc = subprocess.Popen(cmd, cwd=peer_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    return proc
+
+
+class Watch:
+    """Counts the sockets a broadcast marker has reached; `done` is set when all have."""
+
+    marker = ""
+    left = 0
+    done: asyncio.Event | None = None
+
+
+class Client:
+    """One socket: opens, reads until `history.end` (ours) or the handshake (peer), then drains."""
+
+    def __init__(self, url: str, headers: dict[str, str], history: bool) -> None:
+        self.url, self.headers, self.history = url, headers, history
+        self.ws = None
+        self.seqs: list[int] = []
+        self.seen: dict[str, float] = {}
+        self.reader: asyncio.Task | None = None
+        self.closed_code: int | None = None
+
+    async def open(self) -> float:
+        import websockets
+
+        t0 = time.perf_counter()
+        self.ws = await websockets.connect(
+            self.url, additional_headers=self.headers, compression=None, open_timeout=120, ping_interval=None
+        )
+        if self.history:
+            while True:
+                frame = json.loads(await self.ws.recv())
+                if frame.get("type") == "history.end":
+                    break
+                if "seq" in frame:
+                    self.seqs.append(frame["seq"])
+        took = time.perf_counter() - t0
+        self.reader = asyncio.create_task(self._drain())
+        return took
+
+    async def _drain(self) -> None:
+        try:
+            async for raw in self.ws:
+                if Watch.marker and Watch.marker in raw and Watch.marker not in self.seen:
+                    self.seen[Watch.marker] = time.perf_counter()
+                    Watch.left -= 1
+                    if Watch.left == 0 and Watch.done is not None:
+                        Watch.done.set()
+        except Exception:
+            pass
+        self.closed_code = self.ws.close_code
+
+    async def close(self) -> None:
+        if self.reader:
+            self.reader.cancel()
+        if self.ws:
+            await self.ws.close()
+
+
+async def open_all(clients: list[Client], at_once: int) -> tuple[list[float], Counter, float]:
+    gate = asyncio.Semaphore(at_once)
+    times: list[float] = []
+    failures: Counter = Counter()
+
+    async def one(client: Client) -> None:
+        async with gate:
+            try:
+                times.append(await client.open())
+            except Exception as exc:
+                failures[type(exc).__name__ + ":" + str(exc)[:60]] += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(c) for c in clients))
+    return times, failures, time.perf_counter() - t0
+
+
+async def layout(
+    who: str, base: str, pid: int, cookies: list[str], *, sockets: int, per_room: int, at_once: int, tag: str
+) -> dict:
+    origin = base.replace("ws://", "http://")
+    rooms = max(1, sockets // per_room)
+    clients = []
+    for i in range(sockets):
+        room = f"{tag}_{i % rooms}"
+        headers = {"Origin": origin}
+        if who == "ours":
+            headers["Cookie"] = cookies[i % len(cookies)]
+        clients.append(Client(f"{base}/ws/chat/{room}/", headers, history=(who == "ours")))
+    # Warm the process up (imports, pools), then measure from there.
+    warm = [Client(f"{base}/ws/chat/{tag}_warm/", clients[0].headers, history=(who == "ours")) for _ in range(20)]
+    await open_all(warm, 20)
+    for c in warm:
+        await c.close()
+    await asyncio.sleep(1)
+    before = rss_kib(pid)
+    times, failures, wall = await open_all(clients, at_once)
+    await asyncio.sleep(3)
+    after = rss_kib(pid)
+    alive = [c for c in clients if c.ws is not None and c.closed_code is None and c.reader and not c.reader.done()]
+    result = {
+        "scenario": f"connections_{sockets}_{'one_room' if rooms == 1 else f'{rooms}_rooms'}",
+        "server": who,
+        "opened": len(times),
+        "of": sockets,
+        "alive_after_3s": len(alive),
+        "failures": dict(failures.most_common(5)),
+        "connects_per_s": round(len(times) / wall, 1),
+        "connect_to_ready_p50_ms": pct([t * 1000 for t in times], 50) if times else None,
+        "connect_to_ready_p99_ms": pct([t * 1000 for t in times], 99) if times else None,
+        "kib_per_idle_socket": round((after - before) / max(len(alive), 1), 1),
+    }
+    if rooms == 1 and alive:
+        marker = f"bench-{random.getrandbits(40):x}"
+        Watch.marker, Watch.left, Watch.done = marker, len(alive), asyncio.Event()
+        t0 = time.perf_counter()
+        await alive[0].ws.send(json.dumps({"message": marker}))
+        try:
+            await asyncio.wait_for(Watch.done.wait(), 30)
+        except TimeoutError:
+            pass
+        got = [c.seen[marker] - t0 for c in alive if marker in c.seen]
+        result["broadcast_reached"] = len(got)
+        result["broadcast_all_ms"] = round(max(got) * 1000, 1) if len(got) == len(alive) else None
+    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+    return result
+
+
+async def resume_storm(base: str, cookies: list[str], *, room: str, head: int, sockets: int, at_once: int) -> dict:
+    origin = base.replace("ws://", "http://")
+    rng = random.Random(7)
+    clients, since = [], []
+    for i in range(sockets):
+        s = head - rng.randint(0, 100)
+        since.append(s)
+        headers = {"Origin": origin, "Cookie": cookies[i % len(cookies)]}
+        clients.append(Client(f"{base}/ws/chat/{room}/?since={s}", headers, history=True))
+    times, failures, wall = await open_all(clients, at_once)
+    exact = sum(c.seqs == list(range(s + 1, head + 1)) for c, s in zip(clients, since, strict=True))
+    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+    return {
+        "scenario": f"resume_storm_{sockets}_into_{head}_events",
+        "server": "ours",
+        "opened": len(times),
+        "of": sockets,
+        "exact_replays": exact,
+        "failures": dict(failures.most_common(5)),
+        "wall_s": round(wall, 2),
+        "to_history_end_p50_ms": pct([t * 1000 for t in times], 50) if times else None,
+        "to_history_end_p99_ms": pct([t * 1000 for t in times], 99) if times else None,
+    }
+
+
+async def quiet_connects(base: str, cookie: str, room: str, n: int) -> dict:
+    origin = base.replace("ws://", "http://")
+    times = []
+    for _ in range(n + 10):
+        client = Client(f"{base}/ws/chat/{room}/?history=50", {"Origin": origin, "Cookie": cookie}, history=True)
+        took = await client.open()
+        assert len(client.seqs) == 50, len(client.seqs)
+        times.append(took * 1000)
+        await client.close()
+    times = times[10:]  # the first ten warm up
+    return {"scenario": "quiet_connect_last50", "server": "ours", "p50_ms": pct(times, 50), "p99_ms": pct(times, 99)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sockets", type=int, default=10_000)
+    ap.add_argument("--at-once", type=int, default=200)
+    ap.add_argument("--storm", type=int, default=5_000)
+    ap.add_argument("--storm-events", type=int, default=100_000)
+    ap.add_argument("--quiet", type=int, default=200)
+    ap.add_argument("--only", default="layouts,storm,quiet")
+    args = ap.parse_args()
+    raise_fd_limit()
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret")
+    os.environ["DJANGO_DEBUG"] = "false"
+    db_url = bench_database_url()
+    os.environ["DATABASE_URL"] = db_url
+    ensure_database(db_url)
+    setup_django(db_url)
+    cookies = make_sessions(args.sockets)
+    only = set(args.only.split(","))
+    run = f"{int(time.time()) % 100000}"
+    ours_port, peer_port = free_port(), free_port()
+    ours, peer = start_ours(ours_port), start_peer(peer_port)
+    try:
+        if "layouts" in only:
+            for per_room in (args.sockets, 10):
+                for who, port, proc in (("peer", peer_port, peer), ("ours", ours_port, ours)):
+                    result = asyncio.run(
+                        layout(
+                            who,
+                            f"ws://127.0.0.1:{port}",
+                            proc.pid,
+                            cookies,
+                            sockets=args.sockets,
+                            per_room=per_room,
+                            at_once=args.at_once,
+                            tag=f"c{run}_{per_room}",
+                        )
+                    )
+                    print(json.dumps(result), flush=True)
+        if "storm" in only:
+            room = seeded_room(f"storm-{args.storm_events}", args.storm_events)
+            result = asyncio.run(
+                resume_storm(
+                    f"ws://127.0.0.1:{ours_port}",
+                    cookies,
+                    room=room,
+                    head=args.storm_events,
+                    sockets=args.storm,
+                    at_once=args.storm,
+                )
+            )
+            print(json.dumps(result), flush=True)
+        if "quiet" in only:
+            room = seeded_room("replay-1000", 1_000)
+            print(json.dumps(asyncio.run(quiet_connects(f"ws://127.0.0.1:{ours_port}", cookies[0], room, args.quiet))))
+    finally:
+        for proc in (ours, peer):
+            proc.terminate()
+            proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()
