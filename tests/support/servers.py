@@ -43,6 +43,8 @@ class Daphne:
 
     env: dict[str, str]
     port: int = field(default_factory=free_port)
+    # More daphne options, e.g. those of deploy/systemd/chat-daphne@.service.
+    args: tuple[str, ...] = ()
     proc: subprocess.Popen | None = None
     log: Path | None = None
 
@@ -68,6 +70,7 @@ class Daphne:
                 str(self.port),
                 "--websocket_timeout",
                 "-1",
+                *self.args,
                 "config.asgi:application",
             ],
             cwd=ROOT,
