@@ -14,6 +14,7 @@ from blog.models import Post
 from blog.services import AlreadyPublished, post_publish
 from chat.models import Preferences
 from events.models import Event, OutboxEmail
+from events.outbox import outbox_message_id
 from tests.factories import UserFactory
 
 
@@ -37,10 +38,7 @@ def _of(sink, user, post: Post):
 
 
 def _message_ids(post: Post, user) -> set[str]:
-    return {
-        f"<outbox.{pk}.blog@127.0.0.1>"
-        for pk in _announcements(post).filter(recipient=user).values_list("pk", flat=True)
-    }
+    return {outbox_message_id(row) for row in _announcements(post).filter(recipient=user)}
 
 
 def _wait(condition, timeout: float = 30.0, what: str = "condition"):
