@@ -35,12 +35,12 @@ class Certificate:
 def self_signed_certificate(directory: Path, host: str = "localhost") -> Certificate:
     cert, key = directory / "fullchain.pem", directory / "privkey.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-keyout", str(key), "-out", str(cert), "-subj", f"/CN={host}"]
-        + ["-addext", f"subjectAltName=DNS:{host},IP:127.0.0.1"],
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={host}",
+         "-addext", f"subjectAltName=DNS:{host},IP:127.0.0.1"],
         check=True,
         capture_output=True,
-    )
+    )  # fmt: skip
     return Certificate(cert=cert, key=key)
 
 
@@ -103,13 +103,9 @@ class Nginx:
         return conf
 
     def _command(self, *extra: str) -> list[str]:
-        conf = self._write()
-        globals_ = f"daemon off; pid {self.directory}/nginx.pid;"
-        return [NGINX, "-p", str(self.directory), "-e", str(self.directory / "error.log"), "-c", str(conf)] + [
-            "-g",
-            globals_,
-            *extra,
-        ]
+        conf, d = self._write(), self.directory
+        foreground = f"daemon off; pid {d}/nginx.pid;"
+        return [NGINX, "-p", str(d), "-e", str(d / "error.log"), "-c", str(conf), "-g", foreground, *extra]
 
     def start(self) -> "Nginx":
         test = subprocess.run(self._command("-t"), capture_output=True, text=True)

@@ -14,7 +14,9 @@ from tests.support.servers import free_port
 def _pg_bin() -> Path:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not found:
-        raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql (scripts/services.sh installs them)")
+        raise RuntimeError(
+            "no PostgreSQL server binaries under /usr/lib/postgresql (scripts/services.sh installs them)"
+        )
     return found[-1].parent
 
 
@@ -54,7 +56,9 @@ class PgCluster:
         if os.geteuid() == 0:
             shutil.chown(directory, "postgres", "postgres")
         cluster = cls(directory=directory, port=free_port())
-        cluster._as_owner(str(_pg_bin() / "initdb"), "--no-sync", "-A", "trust", "-U", "postgres", "-D", str(cluster.data))
+        cluster._as_owner(
+            str(_pg_bin() / "initdb"), "--no-sync", "-A", "trust", "-U", "postgres", "-D", str(cluster.data)
+        )
         cluster.start()
         subprocess.run(
             ["psql", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "-d", "postgres", "-qc",

@@ -10,7 +10,6 @@ restored database.
 import asyncio
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -27,6 +26,7 @@ from tests.support.celery import Worker, worker_env
 from tests.support.pgcluster import PgCluster
 from tests.support.servers import ROOT, database_url, server_env
 from tests.support.smtp import smtp_url
+from tests.support.wait import wait_until
 from tests.support.ws import ChatClient
 
 pytestmark = pytest.mark.e2e
@@ -66,21 +66,12 @@ def _email_round(*, send: bool, until: Callable[[], bool]) -> None:
         return until()
 
     with override_settings(NOTIFY_MENTION_DELAY=0, MAILERS=mailers):
-        _wait(step, "the mention emails")
+        wait_until(step, what="the mention emails")
 
 
 def _query(url: str, sql: str, *params: object) -> list[tuple]:
     with psycopg.connect(url) as conn:
         return conn.execute(sql, params).fetchall()
-
-
-def _wait(condition, what: str, timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_backup_restore_resets_clients_verifies_and_neither_resends_nor_loses_email(
@@ -152,7 +143,11 @@ def test_backup_restore_resets_clients_verifies_and_neither_resends_nor_loses_em
     ]
     assert after["ack"]["seq"] == 4 and after["live"]["seq"] == 4
     # The restored log hands out the lost event's id again, for another message.
-    ((new_event_id,),) = _query(target, "SELECT e.id FROM events_event e JOIN chat_room r ON r.stream_id = e.stream_id WHERE r.name = %s AND e.seq = 4", room)
+    ((new_event_id,),) = _query(
+        target,
+        "SELECT e.id FROM events_event e JOIN chat_room r ON r.stream_id = e.stream_id WHERE r.name = %s AND e.seq = 4",
+        room,
+    )
     assert new_event_id == lost_event_id
 
     # A worker with beat on the restored database: it emails the new mention, and nothing else.
@@ -163,10 +158,12 @@ def test_backup_restore_resets_clients_verifies_and_neither_resends_nor_loses_em
         smtp_sink.wait_for(bob.email, 4, kind="mention")
 
         def settled() -> bool:
-            rows = _query(target, "SELECT status FROM events_outboxemail WHERE recipient_id = %s AND kind = 'mention'", bob.pk)
+            rows = _query(
+                target, "SELECT status FROM events_outboxemail WHERE recipient_id = %s AND kind = 'mention'", bob.pk
+            )
             return len(rows) == 3 and all(status == "sent" for (status,) in rows)
 
-        _wait(settled, "the restored database's mention emails to be sent")
+        wait_until(settled, what="the restored database's mention emails to be sent")
     finally:
         worker.stop()
 

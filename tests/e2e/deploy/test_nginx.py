@@ -25,14 +25,14 @@ HOST_ONLY = {"DATABASE_URL", "REDIS_URL", "EMAIL_URL", "DJANGO_SECRET_KEY", "DJA
 
 
 def unit_daphne_options() -> tuple[str, ...]:
-    """daphne's options in chat-daphne@.service's ExecStart, minus the address (the test binds its own)."""
+    """daphne's options in chat-daphne@.service's ExecStart, minus the endpoint (the test binds its own port)."""
     (line,) = [line for line in UNIT.read_text().splitlines() if line.startswith("ExecStart=")]
     argv = shlex.split(line.removeprefix("ExecStart="))
     assert argv[0].endswith("/daphne") and argv[-1] == "config.asgi:application"
     options = argv[1:-1]
-    for flag in ("-b", "-p"):
-        i = options.index(flag)
-        del options[i : i + 2]
+    i = options.index("-e")
+    assert options[i + 1].startswith("tcp:port=%i:interface=127.0.0.1:")
+    del options[i : i + 2]
     return tuple(options)
 
 
@@ -177,4 +177,3 @@ def test_chat_through_nginx_survives_a_killed_daphne_and_an_idle_minute(site, ma
     idle_for, received = asyncio.run(idle())
     assert idle_for >= IDLE_SECONDS
     assert received["message"] == "still there?" and received["seq"] == 1
-
