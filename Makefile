@@ -37,9 +37,10 @@ check: venv
 chromium:
 	@bash scripts/apt-need.sh /usr/bin/chromium chromium
 
-# The deployment test runs deploy/nginx/chat.conf in a real nginx.
+# The deployment tests run deploy/nginx/chat.conf in a real nginx and verify deploy/systemd's units.
 nginx:
 	@bash scripts/apt-need.sh /usr/sbin/nginx nginx
+	@bash scripts/apt-need.sh systemd-analyze systemd
 
 test: venv chromium nginx
 	@$(SERVICES_UP); ($(CHECK)); set -x; $(TEST_ENV); .venv/bin/pytest $(PYTEST_ARGS)
