@@ -65,8 +65,10 @@ def _email_round(*, send: bool, until: Callable[[], bool]) -> None:
             outbox_send()
         return until()
 
+    # Generous: the projections' horizon is cluster-wide, so on a shared PostgreSQL another
+    # session's long transaction holds them up (once seen here: over 30 s).
     with override_settings(NOTIFY_MENTION_DELAY=0, MAILERS=mailers):
-        wait_until(step, what="the mention emails")
+        wait_until(step, timeout=120, what="the mention emails")
 
 
 def _query(url: str, sql: str, *params: object) -> list[tuple]:
@@ -155,7 +157,7 @@ def test_backup_restore_resets_clients_verifies_and_neither_resends_nor_loses_em
     worker = Worker(env=worker_env(db_settings, DATABASE_URL=target, CELERY_QUEUE=queue), queue=queue, beat=True)
     worker.start()
     try:
-        smtp_sink.wait_for(bob.email, 4, kind="mention")
+        smtp_sink.wait_for(bob.email, 4, kind="mention", timeout=120)
 
         def settled() -> bool:
             rows = _query(
@@ -163,7 +165,7 @@ def test_backup_restore_resets_clients_verifies_and_neither_resends_nor_loses_em
             )
             return len(rows) == 3 and all(status == "sent" for (status,) in rows)
 
-        wait_until(settled, what="the restored database's mention emails to be sent")
+        wait_until(settled, timeout=120, what="the restored database's mention emails to be sent")
     finally:
         worker.stop()
 
