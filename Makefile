@@ -14,7 +14,7 @@ TEST_ENV := export DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-insecure-key-for-tes
 CHECK := set -x; $(TEST_ENV); .venv/bin/ruff check .; .venv/bin/ruff format --check .; \
 	svc="$$(bash scripts/services.sh env)"; eval "$$svc"; .venv/bin/mypy
 
-.PHONY: help venv services migrate run check test bench clean chromium
+.PHONY: help venv services migrate run check test bench clean chromium nginx
 
 help:
 	@echo "make run | test | check | migrate | services | bench | venv | clean"
@@ -37,7 +37,12 @@ check: venv
 chromium:
 	@bash scripts/apt-need.sh /usr/bin/chromium chromium
 
-test: venv chromium
+# The deployment tests run deploy/nginx/chat.conf in a real nginx and verify deploy/systemd's units.
+nginx:
+	@bash scripts/apt-need.sh /usr/sbin/nginx nginx
+	@bash scripts/apt-need.sh systemd-analyze systemd
+
+test: venv chromium nginx
 	@$(SERVICES_UP); ($(CHECK)); set -x; $(TEST_ENV); .venv/bin/pytest $(PYTEST_ARGS)
 
 bench: venv

@@ -9,6 +9,7 @@ from pathlib import Path
 import django_stubs_ext
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from config.dbpool import check_connection
@@ -23,6 +24,8 @@ env = environ.Env()
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # A development key only when DEBUG is on; production must set one.
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key" if DEBUG else environ.Env.NOTSET)
+if not SECRET_KEY.strip():  # e.g. deploy/chat.env.example copied without filling it in
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is empty; set it to a long random string (see README, Deployment).")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -137,6 +140,17 @@ STORAGES = {
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Behind a TLS-terminating proxy (deploy/nginx): trust its X-Forwarded-Proto, so
+# request.is_secure() is true and the SSL redirect below does not loop. Only set
+# this when the proxy overwrites the header; a client could send it otherwise.
+if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+# e.g. security.W021 for a site that will not submit its domain to the HSTS preload list.
+SILENCED_SYSTEM_CHECKS = env.list("DJANGO_SILENCED_SYSTEM_CHECKS", default=[])
 X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy: everything from our own origin only; no inline script or style
 # (page data travels in json_script blocks, which are not executed). 'self' covers ws(s):// too.

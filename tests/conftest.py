@@ -78,11 +78,12 @@ def server(db_settings) -> Iterator[Daphne]:
 
 @pytest.fixture
 def start_server(db_settings) -> Iterator:
-    """Start extra daphne processes with env overrides; all stopped after the test."""
+    """Start extra daphne processes with env overrides (and extra daphne options as
+    positional arguments); all stopped after the test."""
     started: list[Daphne] = []
 
-    def start(**overrides: str) -> Daphne:
-        daphne = Daphne(env=server_env(db_settings, **overrides)).start()
+    def start(*args: str, **overrides: str) -> Daphne:
+        daphne = Daphne(env=server_env(db_settings, **overrides), args=args).start()
         started.append(daphne)
         return daphne
 

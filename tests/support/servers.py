@@ -43,6 +43,8 @@ class Daphne:
 
     env: dict[str, str]
     port: int = field(default_factory=free_port)
+    # More daphne options, e.g. those of deploy/systemd/chat-daphne@.service.
+    args: tuple[str, ...] = ()
     proc: subprocess.Popen | None = None
     log: Path | None = None
 
@@ -69,6 +71,7 @@ class Daphne:
                 "--websocket_connect_timeout",
                 "30",
                 "config.asgi:application",
+                *self.args,
             ],
             cwd=ROOT,
             env=self.env,

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from ssl import SSLContext
 from typing import Any
 from urllib.parse import quote
 
@@ -16,13 +17,26 @@ class ChatClient:
 
     @classmethod
     async def connect(
-        cls, base: str, room: str, *, cookie: str | None = None, query: str = "", origin: str | None = None
+        cls,
+        base: str,
+        room: str,
+        *,
+        cookie: str | None = None,
+        query: str = "",
+        origin: str | None = None,
+        ssl: SSLContext | None = None,
+        ping_interval: float | None = 20,
     ):
-        headers = {"Origin": origin if origin is not None else base.replace("ws://", "http://")}
+        """`base` is ws://host:port or wss://host:port (with `ssl`, the context trusting its
+        certificate). `ping_interval=None` never pings, as browsers never do."""
+        headers = {"Origin": origin if origin is not None else base.replace("ws", "http", 1)}
         if cookie:
             headers["Cookie"] = cookie
         url = f"{base}/ws/chat/{quote(room)}/" + (f"?{query}" if query else "")
-        return cls(await websockets.connect(url, additional_headers=headers, open_timeout=10, max_size=2**22))
+        ws = await websockets.connect(
+            url, additional_headers=headers, open_timeout=10, max_size=2**22, ssl=ssl, ping_interval=ping_interval
+        )
+        return cls(ws)
 
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
         if self.backlog:

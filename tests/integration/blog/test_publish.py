@@ -1,7 +1,6 @@
 """Publishing a post: one event, one announcement per subscriber through a real worker
 and SMTP server; nothing for a rolled-back publish; the admin action and the pages."""
 
-import time
 import uuid
 
 import pytest
@@ -14,7 +13,9 @@ from blog.models import Post
 from blog.services import AlreadyPublished, post_publish
 from chat.models import Preferences
 from events.models import Event, OutboxEmail
+from events.outbox import outbox_message_id
 from tests.factories import UserFactory
+from tests.support.wait import wait_until
 
 
 def _post(author, **kwargs) -> Post:
@@ -28,7 +29,7 @@ def _announcements(post: Post):
 
 def _about(sink, user, post: Post, timeout: float = 30.0):
     """The announcements of `post` received by `user`, once there is one (other posts' are ignored)."""
-    _wait(lambda: sink.to(user.email, "blog") and _of(sink, user, post), timeout, f"the announcement to {user}")
+    wait_until(lambda: sink.to(user.email, "blog") and _of(sink, user, post), timeout, f"the announcement to {user}")
     return _of(sink, user, post)
 
 
@@ -37,19 +38,7 @@ def _of(sink, user, post: Post):
 
 
 def _message_ids(post: Post, user) -> set[str]:
-    return {
-        f"<outbox.{pk}.blog@127.0.0.1>"
-        for pk in _announcements(post).filter(recipient=user).values_list("pk", flat=True)
-    }
-
-
-def _wait(condition, timeout: float = 30.0, what: str = "condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return {outbox_message_id(row) for row in _announcements(post).filter(recipient=user)}
 
 
 def test_publish_announces_once_to_each_subscriber(celery_worker, smtp_sink, committed):
@@ -71,7 +60,7 @@ def test_publish_announces_once_to_each_subscriber(celery_worker, smtp_sink, com
     (received_ja,) = _about(smtp_sink, reader_ja, post)
     assert received_ja.message["Subject"] == "ブログの新着記事：Release <notes> & more"
 
-    _wait(lambda: _announcements(post).filter(status="pending").count() == 0, what="all sent")
+    wait_until(lambda: _announcements(post).filter(status="pending").count() == 0, what="all sent")
     assert not _announcements(post).filter(recipient=quiet).exists() and _of(smtp_sink, quiet, post) == []
     count = _announcements(post).count()
 

@@ -9,7 +9,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from events.models import OutboxEmail
-from events.outbox import OutboxDraft, outbox_enqueue, outbox_send
+from events.outbox import OutboxDraft, outbox_enqueue, outbox_message_id, outbox_send
 from tests.factories import UserFactory
 from tests.support.celery import send_task
 from tests.support.servers import free_port
@@ -55,7 +55,7 @@ def test_worker_delivers_html_and_text_parts(celery_worker, smtp_sink, committed
     assert received.text.strip() == "plain body" and received.html.strip() == "<p>html body</p>"
     row = _wait_row(OutboxEmail.objects.get(recipient=user).pk, "sent")
     assert row.attempts == 1 and row.sent_at is not None
-    assert received.message["Message-ID"] == f"<outbox.{row.pk}.test@127.0.0.1>"
+    assert received.message["Message-ID"] == outbox_message_id(row)
 
 
 def test_temporary_failure_is_retried_and_delivered_once(celery_worker, smtp_sink, committed):
