@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 # Close codes of the connection path (README's protocol table).
 TOO_SLOW = 4008
 UNAVAILABLE = 4503
+# Seconds a too-slow client has to read up to the close frame before it is dropped.
+SLOW_CLOSE_GRACE = 10
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -307,8 +309,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             queued_bytes(self.connection),
         )
         await self.leave_room()
-        # The close frame queues behind what the client did not read; if it does not
-        # answer, autobahn drops the connection after its close handshake timeout.
+        # The close frame queues behind what the client did not read: a client that
+        # reads again within SLOW_CLOSE_GRACE sees it; one that does not is dropped.
+        self.connection.closeHandshakeTimeout = SLOW_CLOSE_GRACE
         self.connection.sendClose(code=TOO_SLOW, reason="too slow: reconnect with since=")
 
 

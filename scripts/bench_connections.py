@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import ROOT, SHARED_BENCH, bench_database_url, ensure_database, pct, seeded_room, setup_django
 
 from tests.support.servers import free_port, wait_port
+from tests.support.sessions import signed_in_cookies
 
 
 def raise_fd_limit() -> None:
@@ -45,37 +46,6 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
-
-
-def make_sessions(n: int) -> list[str]:
-    """`n` users, each with a live session; returns their Cookie header values (kept between runs)."""
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-    from django.contrib.auth.hashers import make_password
-    from django.contrib.sessions.backends.db import SessionStore
-    from django.contrib.sessions.models import Session
-    from django.utils import timezone
-
-    User = get_user_model()
-    names = [f"conn{i:05}" for i in range(n)]
-    have = set(User.objects.filter(username__in=names).values_list("username", flat=True))
-    password = make_password(None)
-    User.objects.bulk_create([User(username=name, password=password) for name in names if name not in have])
-    users = User.objects.filter(username__in=names).order_by("username")
-    store = SessionStore()
-    expire = timezone.now() + timezone.timedelta(days=1)
-    rows, cookies = [], []
-    for user in users:
-        key = f"conn{user.pk:027}"[:32]
-        data = {
-            SESSION_KEY: str(user.pk),
-            BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
-            HASH_SESSION_KEY: user.get_session_auth_hash(),
-        }
-        rows.append(Session(session_key=key, session_data=store.encode(data), expire_date=expire))
-        cookies.append(f"sessionid={key}")
-    Session.objects.filter(session_key__in=[r.session_key for r in rows]).delete()
-    Session.objects.bulk_create(rows)
-    return cookies
 
 
 def start_ours(port: int) -> subprocess.Popen:
@@ -286,7 +256,7 @@ def main() -> None:
     os.environ["DATABASE_URL"] = db_url
     ensure_database(db_url)
     setup_django(db_url)
-    cookies = make_sessions(args.sockets)
+    cookies = signed_in_cookies("conn", args.sockets)
     only = set(args.only.split(","))
     run = f"{int(time.time()) % 100000}"
     ours_port, peer_port = free_port(), free_port()
