@@ -320,20 +320,37 @@ def test_since_with_more_missed_than_resume_max_is_truncated(start_server, make_
     assert [f["seq"] for f in frames] == [8, 9, 10, 11, 12]
 
 
-def test_idle_socket_stays_open_and_receives(server, make_user):
-    (_, a_cookie), (_, b_cookie) = make_user(), make_user()
-    room = new_room()
+# Longer than redis-py's socket timeout (about 5 s), which once closed idle sockets, and than daphne's ping interval.
+IDLE_SECONDS = 22
 
-    async def scenario():
-        idle = await ChatClient.connect(server.ws, room, cookie=a_cookie)
+
+@pytest.mark.slow
+def test_idle_socket_stays_open_and_receives_on_both_layers(start_server, make_user):
+    """A socket idle for 22 s is not closed and receives the next message, on the
+    pubsub and the core channel layer (one server each, idle at the same time)."""
+    servers = [start_server(CHAT_CHANNEL_LAYER=layer) for layer in ("pubsub", "core")]
+    (_, a_cookie), (_, b_cookie) = make_user(), make_user()
+
+    async def idle_then_post(srv):
+        room = new_room()
+        idle = await ChatClient.connect(srv.ws, room, cookie=a_cookie)
         await idle.history()
-        await asyncio.sleep(3)
-        other = await ChatClient.connect(server.ws, room, cookie=b_cookie)
+        closed = asyncio.ensure_future(idle.ws.wait_closed())
+        done, _ = await asyncio.wait([closed], timeout=IDLE_SECONDS)
+        closed.cancel()
+        if done:
+            return f"closed while idle with {idle.close_code}", None
+        other = await ChatClient.connect(srv.ws, room, cookie=b_cookie)
         await other.history()
         await other.post("wake up")
         got = await idle.events(1)
         await idle.close()
         await other.close()
-        return got
+        return idle.close_code, got[0]["message"]
 
-    assert run(scenario())[0]["message"] == "wake up"
+    async def scenario():
+        return await asyncio.gather(*(idle_then_post(srv) for srv in servers))
+
+    pubsub, core = run(scenario())
+    assert pubsub == (1000, "wake up"), f"pubsub layer: {pubsub}"
+    assert core == (1000, "wake up"), f"core layer: {core}"
