@@ -9,6 +9,7 @@ import websockets
 
 from chat.models import Room
 from chat.services import room_join
+from tests.support.ratewindow import afresh_window, window_of
 from tests.support.ws import ChatClient
 
 pytestmark = pytest.mark.e2e
@@ -125,15 +126,18 @@ def test_client_id_conflict_and_duplicate(server, make_user):
 
 
 def test_rate_limit_refuses_then_socket_still_works(start_server, make_user):
-    limited = start_server(CHAT_RATE_LIMIT="3/2s")
+    limited = start_server(CHAT_RATE_LIMIT="3/3s")
     _, cookie = make_user()
     room = new_room()
 
     async def scenario():
         c = await ChatClient.connect(limited.ws, room, cookie=cookie)
         await c.history()
+        # All four posts in one window (they start with 2.5 s of it left), the retry in the next.
+        window = await afresh_window(3, need=2.5)
         replies = [await c.post(f"m{i}", client_id=f"c{i}") for i in range(4)]
-        await asyncio.sleep(2.1)
+        assert window_of(3) == window, "four posts took longer than 2.5 s"
+        await afresh_window(3, need=3)
         retry = await c.post("m3", client_id="c3")
         await c.close()
         return replies, retry
