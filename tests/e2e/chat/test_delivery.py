@@ -254,6 +254,7 @@ def test_database_outage_gives_unavailable_and_resend_succeeds(start_server, mak
     finally:
         proxy.stop()
     assert refused["type"] == "error" and refused["code"] == "unavailable" and refused["client_id"] == "o1"
+    assert "resend it with the same client_id" in refused["detail"]
     assert retried["type"] == "ack" and retried["seq"] == 1 and retried["duplicate"] is False
     assert room_seqs(room) == [1]
 

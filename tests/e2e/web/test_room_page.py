@@ -194,12 +194,13 @@ def test_edits_and_redactions_show_on_the_message_live_and_after_reload(server, 
         bob = await ChatClient.connect(server.ws, room, cookie=b_cookie)
         await bob.history()
         assert (await bob.post("teh message"))["seq"] == 1
-        assert (await bob.send({"type": "chat.edit", "target_seq": 1, "message": "the message"})) is None
-        await bob.until("ack")
+        edited = await bob.command({"type": "chat.edit", "target_seq": 1, "message": "the message"})
         assert (await bob.post("oops, wrong room"))["seq"] == 3
-        await bob.send({"type": "chat.redact", "target_seq": 3, "reason": "wrong room"})
-        await bob.until("ack")
+        redacted = await bob.command({"type": "chat.redact", "target_seq": 3, "reason": "wrong room"})
         await bob.close()
+        # Each correction is an event of its own, acked with its own seq.
+        assert (edited["type"], edited["seq"], edited["duplicate"]) == ("ack", 2, False), edited
+        assert (redacted["type"], redacted["seq"], redacted["duplicate"]) == ("ack", 4, False), redacted
 
     in_thread(corrections())
     for page_state in ("live", "reloaded"):
