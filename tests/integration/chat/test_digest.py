@@ -6,6 +6,7 @@ import uuid
 from datetime import date
 
 import psycopg
+import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
@@ -110,6 +111,7 @@ def test_a_day_already_digested_has_nothing_left_to_send(db):
     assert [len(found) for found in _digests([alice, bob], day).values()] == [1, 1]
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_run_then_restarted_sends_each_digest_once(
     celery_worker, start_worker, smtp_sink, committed, db_settings
 ):

@@ -153,6 +153,8 @@ def test_paginator_estimates_unfiltered_and_caps_filtered_counts(log, monkeypatc
     assert EstimatedCountPaginator(Event.objects.all(), 100).count == estimate
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # 100,000 events appended and exported: about a minute on 2 shared cores
 def test_export_of_100000_events_runs_in_bounded_memory(committed):
     user = UserFactory()
     access = room_join(user=user, name=f"bulk-{uuid.uuid4().hex[:8]}")
