@@ -60,25 +60,25 @@ class Daphne:
             # Its own file (a restart appends to it): a port reused by a later test or
             # session never mixes another server's lines into this one's.
             self.log = Path(os.environ.get("TEST_LOG_DIR", "/tmp")) / f"daphne-{self.port}-{uuid.uuid4().hex[:8]}.log"
-        with open(self.log, "ab") as out:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "--websocket_timeout",
-                    "-1",
-                    "config.asgi:application",
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        out = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "--websocket_timeout",
+                "-1",
+                "config.asgi:application",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         wait_port(self.port, self.proc)
         return self
 
