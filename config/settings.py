@@ -109,7 +109,10 @@ CHANNEL_LAYERS = {
     "default": {
         # "pubsub", "core", or the dotted path of a layer class.
         "BACKEND": (lambda name: _LAYERS.get(name, name))(env.str("CHAT_CHANNEL_LAYER", default="pubsub")),
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # redis-py's default 5 s socket timeout equals the core layer's 5 s BZPOPMIN, so an
+        # idle socket's receive timed out before Redis answered and the socket closed with
+        # 1011: reads wait longer than any blocking command of the layer.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 10}]},
     }
 }
 

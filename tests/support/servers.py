@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +58,10 @@ class Daphne:
         return f"ws://127.0.0.1:{self.port}"
 
     def start(self) -> "Daphne":
-        self.log = Path(os.environ.get("TEST_LOG_DIR", "/tmp")) / f"daphne-{self.port}.log"
+        if self.log is None:
+            # Its own file (a restart appends to it): a port reused by a later test or
+            # session never mixes another server's lines into this one's.
+            self.log = Path(os.environ.get("TEST_LOG_DIR", "/tmp")) / f"daphne-{self.port}-{uuid.uuid4().hex[:8]}.log"
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [

@@ -70,6 +70,10 @@ class ChatClient:
         frame: dict[str, Any] = {"type": "chat.message", "message": message}
         if client_id is not None:
             frame["client_id"] = client_id
+        return await self.command(frame)
+
+    async def command(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """Send any command frame and return its ack (or error); other frames are kept for later reads."""
         await self.send(frame)
         while True:
             reply = await self._recv_wire(5.0)

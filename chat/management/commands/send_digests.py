@@ -9,9 +9,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
+from tqdm import tqdm
 
 from chat.digest import digest_send
-from events.progress import ProgressBar
 from events.tasks import outbox_send_task
 
 
@@ -27,9 +27,16 @@ class Command(BaseCommand):
             day = date.fromisoformat(options["date"]) if options["date"] else timezone.localdate() - timedelta(days=1)
         except ValueError as exc:
             raise CommandError("--date must be YYYY-MM-DD.") from exc
-        bar = ProgressBar(label="digests", unit="users", stream=self.stderr)
-        report = digest_send(day=day, dry_run=options["dry_run"], progress=bar.set)
-        bar.end()
+        # tqdm redraws one line with "\r": no line ending or error colour from the wrapper.
+        self.stderr.ending, self.stderr.style_func = "", None
+        bar = tqdm(total=0, desc="digests", unit=" users", file=self.stderr, mininterval=0.25)
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        report = digest_send(day=day, dry_run=options["dry_run"], progress=progress)
+        bar.close()
         if report.queued:
             outbox_send_task.delay_on_commit()
         done = f"would queue {report.users}" if options["dry_run"] else f"queued {report.queued}"

@@ -9,9 +9,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Sum
+from tqdm import tqdm
 
 from events.models import Stream
-from events.progress import ProgressBar
 from events.verify import log_verify
 
 
@@ -34,17 +34,19 @@ class Command(BaseCommand):
                 raise CommandError(f"There is no stream with key {options['stream']!r}.")
         qs = Stream.objects.filter(pk__in=[s.pk for s in streams]) if streams is not None else Stream.objects.all()
         total = qs.aggregate(total=Sum("head"))["total"] or 0
-        progress = ProgressBar(label="verifying", unit="events", stream=self.stderr, total=total)
+        # tqdm redraws one line with "\r": no line ending or error colour from the wrapper.
+        self.stderr.ending, self.stderr.style_func = "", None
+        progress = tqdm(total=total, desc="verifying", unit=" events", file=self.stderr, mininterval=0.25)
         checked = events = 0
-        for verdict in log_verify(streams=streams, progress=progress):
+        for verdict in log_verify(streams=streams, progress=progress.update):
             checked += 1
             events += verdict.events
             if verdict.broken is not None:
-                progress.end()
+                progress.close()
                 b = verdict.broken
                 self.stdout.write(
                     f"BROKEN {b.stream_key} seq {b.seq}: {b.what}\n  expected {b.expected}\n  found    {b.found}"
                 )
                 sys.exit(1)
-        progress.end()
+        progress.close()
         self.stdout.write(f"OK: {checked} streams, {events} events verified.")

@@ -31,11 +31,14 @@ def room_seqs(name: str) -> list[int]:
 async def collect_until(client: ChatClient, last_seq: int, timeout: float = 20.0) -> list[int]:
     """Seqs of the event frames a socket receives (replay included) up to last_seq."""
     seqs: list[int] = []
-    async with asyncio.timeout(timeout):
-        while not seqs or seqs[-1] < last_seq:
-            frame = await client.recv(timeout)
-            if frame["type"] == "chat.message":
-                seqs.append(frame["seq"])
+    try:
+        async with asyncio.timeout(timeout):
+            while not seqs or seqs[-1] < last_seq:
+                frame = await client.recv(timeout)
+                if frame["type"] == "chat.message":
+                    seqs.append(frame["seq"])
+    except TimeoutError:
+        raise AssertionError(f"seq {last_seq} not received within {timeout} s; got {seqs}") from None
     return seqs
 
 
@@ -45,56 +48,89 @@ def assert_contiguous(seqs: list[int], last: int) -> None:
 
 
 def test_race_free_join_with_four_writers(server, make_user):
-    """4 writers x 100 messages; readers join mid-stream; every reader sees a
-    contiguous run of seqs ending at 400, and the log holds exactly 1..400."""
+    """4 writers x 100 messages. Two readers join while the writers are mid-burst;
+    the writers hold their second half until both readers have read their replay.
+    Every reader sees a contiguous run of seqs ending at 400 (no gap, no duplicate)
+    made of replay frames and then live frames, and the log holds exactly 1..400."""
     room = new_room()
     writers = [make_user()[1] for _ in range(4)]
     reader_cookies = [make_user()[1] for _ in range(3)]
 
-    async def writer(cookie: str, n: int) -> list[int]:
-        c = await ChatClient.connect(server.ws, room, cookie=cookie)
-        await c.history()
-        for i in range(100):
-            await c.send({"type": "chat.message", "message": f"w{n}-{i}", "client_id": f"{n}-{i}"})
-        acks = []
-        while len(acks) < 100:
-            frame = await c.recv(20)
-            if frame["type"] == "ack":
-                acks.append(frame["seq"])
-            assert frame["type"] != "error", frame
-        await c.close()
-        return acks
-
-    async def reader(cookie: str, delay: float) -> list[int]:
-        await asyncio.sleep(delay)
-        c = await ChatClient.connect(server.ws, room, cookie=cookie)
-        seqs = await collect_until(c, 400)
-        await c.close()
-        return seqs
-
     async def scenario():
         first = await ChatClient.connect(server.ws, room, cookie=reader_cookies[0])  # creates the room
         await first.history()
+        loop = asyncio.get_running_loop()
+        mid_burst = [loop.create_future() for _ in writers]  # each writer has 10 of its first 50 acked
+        replayed = [asyncio.Event() for _ in reader_cookies[1:]]  # each late reader got its history.end
+
+        async def writer(cookie: str, n: int) -> list[int]:
+            c = await ChatClient.connect(server.ws, room, cookie=cookie)
+            await c.history()
+            acks: list[int] = []
+
+            async def burst(start: int, signal_after: int | None) -> None:
+                for i in range(start, start + 50):
+                    await c.send({"type": "chat.message", "message": f"w{n}-{i}", "client_id": f"{n}-{i}"})
+                while len(acks) < start + 50:
+                    frame = await c.recv(20)
+                    assert frame["type"] != "error", frame
+                    if frame["type"] == "ack":
+                        acks.append(frame["seq"])
+                        if len(acks) == signal_after:
+                            mid_burst[n].set_result(None)
+
+            await burst(0, signal_after=10)  # the readers join while the rest of it is in flight
+            for done in replayed:
+                await done.wait()
+            await burst(50, signal_after=None)  # live for every reader
+            await c.close()
+            return acks
+
+        async def reader(cookie: str, done: asyncio.Event) -> tuple[list[dict], list[dict]]:
+            await asyncio.gather(*mid_burst)
+            c = await ChatClient.connect(server.ws, room, cookie=cookie)
+            replay, end = await c.history()
+            done.set()
+            live: list[dict] = []
+            async with asyncio.timeout(20):
+                while not live or live[-1]["seq"] < 400:
+                    frame = await c.recv(20)
+                    if frame["type"] == "chat.message":
+                        live.append(frame)
+            await c.close()
+            return replay, live
+
         results = await asyncio.gather(
             collect_until(first, 400),
-            *(reader(cookie, delay) for cookie, delay in zip(reader_cookies[1:], (0.05, 0.3), strict=True)),
+            *(reader(cookie, done) for cookie, done in zip(reader_cookies[1:], replayed, strict=True)),
             *(writer(cookie, n) for n, cookie in enumerate(writers)),
         )
         await first.close()
         return results
 
-    results = run(scenario())
-    readers, acks = results[:3], results[3:]
-    for seqs in readers:
+    first_seqs, *late, a1, a2, a3, a4 = run(scenario())
+    assert first_seqs == list(range(1, 401))
+    for replay, live in late:
+        assert replay and all(f["replay"] is True for f in replay), "a late reader got no replay"
+        assert all(f["replay"] is False for f in live)
+        seqs = [f["seq"] for f in replay + live]
         assert_contiguous(seqs, 400)
-    assert readers[0][0] == 1
-    assert sorted(s for a in acks for s in a) == list(range(1, 401))
+        assert replay[-1]["seq"] >= 40  # joined after each writer had 10 acks
+        assert len(live) >= 200  # every writer's second half came live
+    assert sorted(a1 + a2 + a3 + a4) == list(range(1, 401))
     assert room_seqs(room) == list(range(1, 401))
 
 
-def test_lost_broadcasts_are_filled_from_the_database(start_server, make_user):
-    """Every 7th group message is dropped by the layer, including the last one."""
-    lossy = start_server(CHAT_CHANNEL_LAYER="tests.support.lossy_layer.LossyLayer")
+def test_lost_broadcasts_are_filled_from_the_database(start_server, make_user, tmp_path):
+    """The layer loses the broadcasts of seqs 7, 14 and 21 (the last one): every
+    socket still receives each of them, in order, the last within about a second."""
+    lost = [7, 14, 21]
+    drops = tmp_path / "dropped"
+    lossy = start_server(
+        CHAT_CHANNEL_LAYER="tests.support.lossy_layer.LossyLayer",
+        LOSSY_DROP_SEQS=",".join(map(str, lost)),
+        LOSSY_DROP_FILE=str(drops),
+    )
     room = new_room()
     (_, w_cookie), (_, r1), (_, r2) = make_user(), make_user(), make_user()
 
@@ -115,13 +151,13 @@ def test_lost_broadcasts_are_filled_from_the_database(start_server, make_user):
         return got, last_delay
 
     got, last_delay = run(scenario())
+    assert [int(line) for line in drops.read_text().split()] == lost  # their broadcasts really were lost
     for seqs in got:
+        assert [s for s in lost if s not in seqs] == [], f"a lost seq never arrived: {seqs}"
         assert seqs == list(range(1, 22))
     # The last event's broadcast was lost and no later event reveals it: the
     # head check still delivers it within about a second.
     assert last_delay < 1.5
-    log = lossy.log.read_text()
-    assert log.count("LOSSY LAYER DROPPED") == 3  # seq 7, 14 and 21 really were lost
 
 
 def test_scale_out_two_processes_one_redis(server, start_server, make_user):
@@ -218,6 +254,7 @@ def test_database_outage_gives_unavailable_and_resend_succeeds(start_server, mak
     finally:
         proxy.stop()
     assert refused["type"] == "error" and refused["code"] == "unavailable" and refused["client_id"] == "o1"
+    assert "resend it with the same client_id" in refused["detail"]
     assert retried["type"] == "ack" and retried["seq"] == 1 and retried["duplicate"] is False
     assert room_seqs(room) == [1]
 

@@ -5,6 +5,7 @@ import uuid
 from datetime import date
 
 import psycopg
+import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
@@ -14,7 +15,7 @@ from chat.history import message_redact
 from chat.models import Preferences
 from chat.services import message_post, room_join
 from chat.tasks import digest_send_task
-from events.models import OutboxEmail
+from events.models import Event, OutboxEmail
 from tests.factories import UserFactory
 from tests.support.celery import send_task
 from tests.support.servers import database_url
@@ -83,11 +84,26 @@ def test_digest_counts_and_once_per_user(celery_worker, smtp_sink, committed):
     assert f"#{r1}" in carols.text and f"#{r2}" not in carols.text
 
 
-def test_digest_with_no_activity_sends_nothing(committed):
-    report = digest_send(day=date(2001, 1, 1))
-    assert report.rooms == 0 and report.queued == 0
+def test_a_day_already_digested_has_nothing_left_to_send(db):
+    """The day has events, and every member already has its digest: a rerun queues nothing.
+    (In the test's transaction: the emails it queues for other tests' users roll back.)"""
+    alice, bob = UserFactory(), UserFactory()
+    room = f"again-{uuid.uuid4().hex[:6]}"
+    posted = _post(room_join(user=alice, name=room), "something to digest")
+    room_join(user=bob, name=room)
+    day = timezone.localdate(Event.objects.get(stream__room__name=room, seq=posted.seq).created_at)
+
+    first = digest_send(day=day)
+    assert [len(found) for found in _digests([alice, bob], day).values()] == [1, 1]
+    again = digest_send(day=day)
+
+    assert first.rooms >= 1 and first.queued >= 2  # the day has events and they were digested
+    assert again.rooms == first.rooms  # the same active rooms...
+    assert again.users == 0 and again.queued == 0  # ...but nobody left without this day's digest
+    assert [len(found) for found in _digests([alice, bob], day).values()] == [1, 1]
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_run_then_restarted_sends_each_digest_once(
     celery_worker, start_worker, smtp_sink, committed, db_settings
 ):

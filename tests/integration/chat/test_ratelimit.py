@@ -5,6 +5,7 @@ import uuid
 import redis.asyncio as aioredis
 
 from chat import ratelimit
+from tests.support.ratewindow import afresh_window, window_of
 
 
 async def test_counts_per_user_refuses_over_the_rate_and_expires_the_window(settings):
@@ -13,8 +14,11 @@ async def test_counts_per_user_refuses_over_the_rate_and_expires_the_window(sett
     client = aioredis.Redis.from_url(settings.REDIS_URL)
     try:
         await client.script_flush()  # the first call must load the script itself
+        # The four counts fall in one window: they start with at least 5 s of it left.
+        window = await afresh_window(30, need=5)
         assert [await ratelimit.allow(user_id) for _ in range(4)] == [True, True, True, False]
         assert await ratelimit.allow(other)  # another user's count is apart
+        assert window_of(30) == window, "the test itself took longer than 5 s"
         keys = [key async for key in client.scan_iter(f"chat:rate:{user_id}:*")]
         assert len(keys) == 1
         assert int(await client.get(keys[0])) == 4

@@ -88,7 +88,10 @@ def test_others_are_refused(log, kind):
         reverse("admin:events_event_export_csv"),
     ):
         response = client.get(url)
-        assert response.status_code in (302, 403), url
+        if kind == "non_staff":  # sent to the admin's sign-in page
+            assert response.status_code == 302 and response["Location"].startswith("/admin/login/"), url
+        else:  # signed in as staff, but without the permission
+            assert response.status_code == 403, url
         assert "hello auditors" not in response.content.decode()
     if kind == "staff_without_permission":
         index = client.get(reverse("admin:index")).content.decode()
@@ -111,7 +114,7 @@ def test_no_admin_url_changes_or_deletes_an_event(log):
         reverse("admin:events_event_changelist"),
         {"action": "delete_selected", "_selected_action": [event.pk], "post": "yes"},
     )
-    assert bulk.status_code in (200, 302, 400)
+    assert bulk.status_code == 200  # the changelist again: there is no such action to run
     page = client.get(reverse("admin:events_event_changelist")).content.decode()
     assert "delete_selected" not in page and "Add event" not in page
     event.refresh_from_db()
@@ -150,6 +153,8 @@ def test_paginator_estimates_unfiltered_and_caps_filtered_counts(log, monkeypatc
     assert EstimatedCountPaginator(Event.objects.all(), 100).count == estimate
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # 100,000 events appended and exported: about a minute on 2 shared cores
 def test_export_of_100000_events_runs_in_bounded_memory(committed):
     user = UserFactory()
     access = room_join(user=user, name=f"bulk-{uuid.uuid4().hex[:8]}")

@@ -4,6 +4,7 @@ import threading
 import time
 import uuid
 
+import pytest
 from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
@@ -125,6 +126,7 @@ def test_connection_refused_is_temporary(committed):
     assert (row.next_attempt_at - timezone.now()).total_seconds() >= 55
 
 
+@pytest.mark.slow
 def test_two_senders_never_send_one_row_twice(smtp_sink, committed):
     """Claims use FOR UPDATE SKIP LOCKED: concurrent senders split the rows."""
     users = [UserFactory() for _ in range(12)]

@@ -1,9 +1,12 @@
 """The append service and the database's own guarantees, on a real PostgreSQL."""
 
+import copy
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.utils import DatabaseError
 
 from chat.events import MESSAGE_POSTED
@@ -238,8 +241,38 @@ def test_the_append_statement_is_prepared_once_and_nothing_else(stream, settings
     assert len(statements) == 1 and "INSERT INTO events_event" in statements[0]
 
 
-def test_prepared_statements_can_be_turned_off(stream, settings):
+@contextmanager
+def _own_connection() -> Iterator[None]:
+    """The default alias on a new, unpooled connection of this test's own, which
+    has prepared nothing: a pooled one may carry statements of earlier tests."""
+    original = connections["default"]
+    settings_dict = copy.deepcopy(original.settings_dict)
+    settings_dict["OPTIONS"].pop("pool", None)
+    own = original.__class__(settings_dict, alias="default")
+    connections["default"] = own
+    try:
+        yield
+    finally:
+        own.close()
+        connections["default"] = original
+
+
+def test_prepared_statements_can_be_turned_off(committed, settings):
     settings.EVENTS_PREPARED_STATEMENTS = False
-    before = _prepared_statements()  # a pooled connection may have prepared it before
-    assert _append(stream, UserFactory(), "unprepared").event.seq == 1
-    assert _prepared_statements() == before
+    with _own_connection():
+        stream = Stream.objects.create(key=f"test:unprepared:{UserFactory().username}")
+        assert _prepared_statements() == []  # a fresh connection: nothing prepared before
+        assert _append(stream, UserFactory(), "unprepared").event.seq == 1
+        assert _append(stream, UserFactory(), "again").event.seq == 2
+        assert _prepared_statements() == []
+
+
+def test_prepared_statements_on_a_fresh_connection(committed, settings):
+    """The counterpart on an identical connection: with the setting on, the same appends prepare it."""
+    settings.EVENTS_PREPARED_STATEMENTS = True
+    with _own_connection():
+        stream = Stream.objects.create(key=f"test:prepared:{UserFactory().username}")
+        assert _prepared_statements() == []
+        _append(stream, UserFactory(), "prepared")
+        statements = _prepared_statements()
+        assert len(statements) == 1 and "INSERT INTO events_event" in statements[0]
