@@ -31,7 +31,7 @@ from .history import message_edit, message_redact
 from .hub import hub
 from .joins import joins
 from .presence import presence
-from .services import RoomAccess, message_post, read_mark, room_frames
+from .services import RoomAccess, message_post, read_mark, room_frames, room_name_normalize
 from .threads import Overloaded, db
 
 logger = logging.getLogger(__name__)
@@ -80,14 +80,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.counted = True
         try:
             params = protocol.parse_join(self.scope.get("query_string", b""))
-            raw_name = self.scope["url_route"]["kwargs"]["room"].removesuffix("/")
-            access = await joins().access.submit((self.scope.get("session_key"), raw_name))
-            # Join the room's broadcasts before reading the replay: an event committed
+            name = room_name_normalize(self.scope["url_route"]["kwargs"]["room"].removesuffix("/"))
+            key = self.scope.get("session_key")
+            # Receive the room's broadcasts before the replay is read: an event committed
             # in between arrives live and is either sent or dropped by seq, never lost.
             self.early = []
-            await room_hub.join(self.channel_layer, self, access)
-            self.hub_access = access
-            replay = await joins().replay.submit((access, params.since, params.history))
+            self.hub_access = room_hub.attach(name, self)
+            if self.hub_access is not None:
+                # The room is live in this process: rights and replay in one database call.
+                access, replay = await joins().enter.submit((key, name, params.since, params.history))
+            else:
+                access = await joins().access.submit((key, name))
+                await room_hub.join(self.channel_layer, self, access)
+                self.hub_access = access
+                replay = await joins().replay.submit((access, params.since, params.history))
         except ChatError as exc:
             await self.leave_hub()
             await self.refuse(exc)

@@ -173,6 +173,8 @@ class Hub:
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self.rooms: dict[int, Room] = {}
+        # Room name -> stream id of the rooms in `rooms`.
+        self.names: dict[str, int] = {}
         # Sockets of this process past the admission check (CHAT_MAX_SOCKETS).
         self.open_sockets = 0
         self.watch: asyncio.Task[None] | None = None
@@ -183,6 +185,7 @@ class Hub:
         room = self.rooms.get(access.stream_id)
         if room is None:
             room = self.rooms[access.stream_id] = Room(layer, access)
+            self.names[access.name] = access.stream_id
             room.sockets.add(sock)
             try:
                 await room.subscribe()
@@ -195,6 +198,19 @@ class Hub:
         if self.watch is None or self.watch.done():
             self.watch = asyncio.create_task(self._watch())
 
+    def attach(self, name: str, sock: Socket) -> RoomAccess | None:
+        """Register a socket in a room this process already receives, found by its
+        (normalised) name: the room's broadcasts reach the socket from now on, so its
+        replay may be read in the same database call as its rights. None when the
+        room is not live here (the socket then goes through `join`)."""
+        stream_id = self.names.get(name)
+        room = self.rooms.get(stream_id) if stream_id is not None else None
+        if room is None or not room.ready.done() or room.ready.cancelled() or room.ready.exception() is not None:
+            return None
+        sock.watched_head = None
+        room.sockets.add(sock)
+        return room.access
+
     async def leave(self, sock: Socket, access: RoomAccess) -> None:
         room = self.rooms.get(access.stream_id)
         if room is not None and self._drop(room, sock):
@@ -205,6 +221,8 @@ class Hub:
         if room.sockets or self.rooms.get(room.access.stream_id) is not room:
             return False
         del self.rooms[room.access.stream_id]
+        if self.names.get(room.access.name) == room.access.stream_id:
+            del self.names[room.access.name]
         return True
 
     async def _watch(self) -> None:

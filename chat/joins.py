@@ -30,10 +30,25 @@ def sockets_replay(requests: list[tuple[RoomAccess, int | None, int]]) -> list[R
     return list(rooms_replay(requests=requests))
 
 
+def sockets_enter(
+    requests: list[tuple[str | None, str, int | None, int]],
+) -> list[tuple[RoomAccess, Replay] | ChatError]:
+    """Both reads in one call, for sockets already receiving their room's broadcasts
+    (chat.hub's `attach`): (session key, room name, since, history) -> (access, replay)."""
+    accesses = sockets_join([(key, name) for key, name, _, _ in requests])
+    wanted: list[tuple[RoomAccess, int | None, int]] = []
+    for access, (_, _, since, limit) in zip(accesses, requests, strict=True):
+        if isinstance(access, RoomAccess):
+            wanted.append((access, since, limit))
+    replays = iter(rooms_replay(requests=wanted) if wanted else [])
+    return [(access, next(replays)) if isinstance(access, RoomAccess) else access for access in accesses]
+
+
 @dataclass
 class Joins:
     access: Batcher[tuple[str | None, str], RoomAccess]
     replay: Batcher[tuple[RoomAccess, int | None, int], Replay]
+    enter: Batcher[tuple[str | None, str, int | None, int], tuple[RoomAccess, Replay]]
 
 
 _joins: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Joins]" = weakref.WeakKeyDictionary()
@@ -46,6 +61,8 @@ def joins() -> Joins:
     if found is None:
         backlog = settings.CHAT_JOIN_BACKLOG
         found = _joins[loop] = Joins(
-            access=Batcher(sockets_join, backlog=backlog), replay=Batcher(sockets_replay, backlog=backlog)
+            access=Batcher(sockets_join, backlog=backlog),
+            replay=Batcher(sockets_replay, backlog=backlog),
+            enter=Batcher(sockets_enter, backlog=backlog),
         )
     return found

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """`make bench`: our server side by side with the seed's tutorial chat (../shared/bench),
-plus the replay benchmark. Prints JSON lines; run from the repo root with the venv.
+plus the replay, connections (scripts/bench_connections.py) and digest benchmarks.
+Prints JSON lines; run from the repo root with the venv.
 
 Uses its own database (`<name>_bench`), so benchmark rooms never mix with demo data.
 """
@@ -175,6 +176,7 @@ def main() -> None:
     ap.add_argument("--skip-replay", action="store_true")
     ap.add_argument("--skip-digest", action="store_true")
     ap.add_argument("--skip-fine", action="store_true")
+    ap.add_argument("--skip-connections", action="store_true")
     # compare.py alternates peer and target this many times and keeps each one's best:
     # one noisy step on a shared 2-core machine then moves neither figure.
     ap.add_argument("--rounds", type=int, default=2)
@@ -260,6 +262,9 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(10)
+    if not args.skip_connections:
+        # Connections side by side with the peer: storms, big rooms, memory per socket, resume storm.
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_connections.py")], cwd=ROOT, check=True)
     if not args.skip_digest:
         # The digest projection over 1,000,000 events and 10,000 users (its own database).
         subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_digest.py")], cwd=ROOT, check=True)

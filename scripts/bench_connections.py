@@ -259,25 +259,33 @@ def main() -> None:
     cookies = signed_in_cookies("conn", args.sockets)
     only = set(args.only.split(","))
     run = f"{int(time.time()) % 100000}"
-    ours_port, peer_port = free_port(), free_port()
-    ours, peer = start_ours(ours_port), start_peer(peer_port)
+    ours = None
     try:
         if "layouts" in only:
+            # Fresh processes for each layout, so each one's memory is its own.
             for per_room in (args.sockets, 10):
-                for who, port, proc in (("peer", peer_port, peer), ("ours", ours_port, ours)):
-                    result = asyncio.run(
-                        layout(
-                            who,
-                            f"ws://127.0.0.1:{port}",
-                            proc.pid,
-                            cookies,
-                            sockets=args.sockets,
-                            per_room=per_room,
-                            at_once=args.at_once,
-                            tag=f"c{run}_{per_room}",
+                for who, start in (("peer", start_peer), ("ours", start_ours)):
+                    port = free_port()
+                    proc = start(port)
+                    try:
+                        result = asyncio.run(
+                            layout(
+                                who,
+                                f"ws://127.0.0.1:{port}",
+                                proc.pid,
+                                cookies,
+                                sockets=args.sockets,
+                                per_room=per_room,
+                                at_once=args.at_once,
+                                tag=f"c{run}_{per_room}",
+                            )
                         )
-                    )
+                    finally:
+                        proc.terminate()
+                        proc.wait(10)
                     print(json.dumps(result), flush=True)
+        ours_port = free_port()
+        ours = start_ours(ours_port)
         if "storm" in only:
             room = seeded_room(f"storm-{args.storm_events}", args.storm_events)
             result = asyncio.run(
@@ -295,9 +303,9 @@ def main() -> None:
             room = seeded_room("replay-1000", 1_000)
             print(json.dumps(asyncio.run(quiet_connects(f"ws://127.0.0.1:{ours_port}", cookies[0], room, args.quiet))))
     finally:
-        for proc in (ours, peer):
-            proc.terminate()
-            proc.wait(10)
+        if ours is not None:
+            ours.terminate()
+            ours.wait(10)
 
 
 if __name__ == "__main__":
