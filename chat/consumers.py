@@ -18,6 +18,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
+from config import metrics
+
 from . import protocol, ratelimit
 from .errors import ChatError
 from .history import message_edit, message_redact
@@ -44,6 +46,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     presence_task: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
+        metrics.socket_connecting(scope=self.scope)
         await self.accept()
         try:
             params = protocol.parse_join(self.scope.get("query_string", b""))
@@ -79,6 +82,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             }
         )
         self.access = access
+        metrics.socket_accepted()
         # Broadcasts that arrived while the replay was read: sent or dropped by seq.
         early, self.early = self.early, None
         if early:
@@ -92,6 +96,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.access is not None:
+            metrics.socket_closed()
             if self.presence_task is not None:
                 self.presence_task.cancel()
             await presence_leave(layer=self.channel_layer, access=self.access, channel=self.channel_name)
@@ -104,6 +109,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await hub().leave(self, access)
 
     async def refuse(self, exc: ChatError, code: int | None = None) -> None:
+        metrics.socket_refused(code=exc.code, close_code=code or exc.close_code or 4400)
         await self.send_json(exc.as_frame())
         await self.close(code=code or exc.close_code or 4400)
 
@@ -133,6 +139,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             else:
                 posted = await db(message_post)(access=access, text=command.text, client_id=command.client_id)
         except ChatError as exc:
+            metrics.frame_refused(code=exc.code)
             await self.send_json(exc.as_frame())
             return
         except DatabaseError:
@@ -162,6 +169,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             await self.channel_layer.group_send(access.group, {"type": "chat.event", "seq": seq, "frame": frame})
         except Exception:
+            metrics.broadcast_failed()
             # The event is committed; sockets will read it from the database.
             logger.warning("broadcast failed room=%s seq=%s", access.name, seq, exc_info=True)
 
@@ -197,6 +205,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 if seq <= self.last_sent:
                     continue
                 if seq > self.last_sent + 1:
+                    metrics.gap_filled(kind="socket", room=access.name, after=self.last_sent, upto=seq - 1)
                     missing = await db(room_frames)(access=access, after=self.last_sent, upto=seq - 1)
                     for missing_seq, missing_frame in missing:
                         if missing_seq > self.last_sent:
@@ -234,7 +243,9 @@ class UnknownPathConsumer(AsyncWebsocketConsumer):
     """Any other WebSocket path: a clear refusal instead of a handshake error."""
 
     async def connect(self) -> None:
+        metrics.socket_connecting(scope=self.scope)
         await self.accept()
+        metrics.socket_refused(code="invalid_request", close_code=4400)
         error = ChatError("invalid_request", "There is no WebSocket endpoint at this path; use /ws/chat/<room>/.")
         await self.send(text_data=json.dumps(error.as_frame()))
         await self.close(code=4400)

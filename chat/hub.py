@@ -31,6 +31,7 @@ from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
+from config import metrics
 from events.selectors import stream_heads
 
 from .services import RoomAccess, room_frames
@@ -139,6 +140,7 @@ class Room:
         """The event before the held ones did not arrive: read the gap once."""
         assert self.cursor is not None
         upto = min(self.held) - 1
+        metrics.gap_filled(kind="room", room=self.access.name, after=self.cursor, upto=upto)
         try:
             missing = await database_sync_to_async(room_frames, thread_sensitive=False)(
                 access=self.access, after=self.cursor, upto=upto
@@ -153,6 +155,7 @@ class Room:
         await self._release()
 
     async def _offer(self, seq: int, frame: str) -> None:
+        metrics.frames_delivered(len(self.sockets))
         for sock in list(self.sockets):
             # Completes without suspending: a socket that must wait for a gap
             # fill does so in a task of its own.
@@ -239,6 +242,7 @@ class Hub:
     async def _catch_up(self, access: RoomAccess, behind: list[tuple[Socket, int]]) -> None:
         after = min(sock.last_sent for sock, _ in behind)
         upto = max(seen for _, seen in behind)
+        metrics.gap_filled(kind="head_check", room=access.name, after=after, upto=upto, log=False)
         logger.info(
             "delivering lost broadcasts room=%s seq=%s..%s sockets=%s", access.name, after + 1, upto, len(behind)
         )

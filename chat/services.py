@@ -5,6 +5,7 @@ through `database_sync_to_async`, one call per action.
 """
 
 import re
+import time
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
+from config import metrics
 from events import selectors as event_selectors
 from events.schemas import SchemaError
 from events.services import Appended, IdempotencyConflict, StreamClosed, event_append, stream_create
@@ -120,6 +122,7 @@ def _room_create(*, name: str, user_id: int) -> Room:
 
 def room_replay(*, access: RoomAccess, since: int | None, limit: int) -> Replay:
     """The frames a socket gets on join: the last `limit` events, or those after `since`."""
+    started = time.perf_counter()
     head = event_selectors.stream_head(stream_id=access.stream_id)
     truncated = reset = False
     if since is None or since > head:
@@ -134,6 +137,7 @@ def room_replay(*, access: RoomAccess, since: int | None, limit: int) -> Replay:
     frames = [
         frame for _, frame in events_render(stream_id=access.stream_id, events=events, room=access.name, replay=True)
     ]
+    metrics.replay_read(seconds=time.perf_counter() - started)
     return Replay(frames=frames, last_seq=head, truncated=truncated, reset=reset)
 
 
