@@ -3,9 +3,11 @@ exporter (METRICS_WORKER_PORT). Both are protected by METRICS_TOKEN (bearer).
 
 With PROMETHEUS_MULTIPROC_DIR, the text adds up the values every process of the
 host wrote there; a dead process's "open sockets" are dropped (its counters
-stay: totals never go back). The database gauges are read at scrape time.
+stay: totals never go back). Readiness and the database gauges are read at
+scrape time.
 """
 
+import asyncio
 import hmac
 import logging
 import os
@@ -23,40 +25,51 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, ThreadingWSGIServer, _SilentHandler
 
 from events.outbox import outbox_backlog
-from events.projections import projection_lags
+
+from .readiness import readiness
 
 logger = logging.getLogger(__name__)
 
 _LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db")
 
 
-class DatabaseCollector:
-    """Projection lag and outbox backlog, read when scraped (a few index scans)."""
+class ReadinessCollector:
+    """Readiness (config.readiness), projection lag and outbox backlog, read when
+    scraped: a few index scans and a Redis PING. So alerts see what /readyz sees."""
 
     def collect(self) -> Iterator[Metric]:
         try:
-            lags = projection_lags()
-            backlog = outbox_backlog()
-        except DatabaseError as exc:
-            logger.warning("metrics: database gauges skipped: %s", exc)
-            return
+            ready, report = asyncio.run(readiness())
         finally:
             close_old_connections()  # back to the pool (this is not a request thread)
-        events = GaugeMetricFamily(
-            "chat_projection_lag_events",
-            "Events after the projection's checkpoint (counted up to 100000).",
-            labels=["projection"],
-        )
-        seconds = GaugeMetricFamily(
-            "chat_projection_lag_seconds",
-            "Age of the oldest event the projection has not applied (0: caught up).",
-            labels=["projection"],
-        )
-        for lag in lags:
-            events.add_metric([lag.name], lag.events)
-            seconds.add_metric([lag.name], lag.seconds)
-        yield events
-        yield seconds
+        yield GaugeMetricFamily("chat_ready", "1 when /readyz would answer 200, else 0.", value=int(ready))
+        checks = GaugeMetricFamily("chat_ready_check", "Each readiness check: 1 ok, 0 failed.", labels=["check"])
+        for name, check in report["checks"].items():
+            checks.add_metric([name], int(check["ok"]))
+        yield checks
+        if "projections" in report:
+            events = GaugeMetricFamily(
+                "chat_projection_lag_events",
+                "Events after the projection's checkpoint (counted up to 100000).",
+                labels=["projection"],
+            )
+            seconds = GaugeMetricFamily(
+                "chat_projection_lag_seconds",
+                "Age of the oldest event the projection has not applied (0: caught up).",
+                labels=["projection"],
+            )
+            for name, lag in report["projections"].items():
+                events.add_metric([name], lag["events"])
+                seconds.add_metric([name], lag["seconds"])
+            yield events
+            yield seconds
+        try:
+            backlog = outbox_backlog()
+        except DatabaseError as exc:
+            logger.warning("metrics: outbox gauges skipped: %s", exc)
+            return
+        finally:
+            close_old_connections()
         yield GaugeMetricFamily(
             "chat_outbox_pending", "Emails waiting to be sent (due or awaiting a retry).", value=backlog.pending
         )
@@ -98,7 +111,7 @@ def metrics_text() -> bytes:
         multiprocess.MultiProcessCollector(registry, path)
     else:
         registry.register(_ProcessCollector())
-    registry.register(DatabaseCollector())
+    registry.register(ReadinessCollector())
     return generate_latest(registry)
 
 

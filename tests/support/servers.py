@@ -43,6 +43,8 @@ class Daphne:
 
     env: dict[str, str]
     port: int = field(default_factory=free_port)
+    # Extra daphne options, e.g. ["-v", "0"] (no access log: only log records).
+    args: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
     log: Path | None = None
 
@@ -68,6 +70,7 @@ class Daphne:
                 str(self.port),
                 "--websocket_timeout",
                 "-1",
+                *self.args,
                 "config.asgi:application",
             ],
             cwd=ROOT,
