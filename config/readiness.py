@@ -38,9 +38,10 @@ def _database(timeout: float) -> dict[str, Any]:
         cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{int(timeout * 1000)}ms"])
         cursor.execute("SELECT 1")
         pending = _pending_migrations()
-        lags = projection_lags()
+        # The lag needs the event tables: not there before the migrations.
+        lags = [] if pending else projection_lags()
     return {
-        "migrations": {"ok": not pending, "pending": pending[:10]},
+        "migrations": {"ok": not pending, "pending": pending[:10], "pending_count": len(pending)},
         "projections": {lag.name: {k: v for k, v in asdict(lag).items() if k != "name"} for lag in lags},
     }
 
