@@ -14,7 +14,7 @@ TEST_ENV := export DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-insecure-key-for-tes
 CHECK := set -x; $(TEST_ENV); .venv/bin/ruff check .; .venv/bin/ruff format --check .; \
 	svc="$$(bash scripts/services.sh env)"; eval "$$svc"; .venv/bin/mypy
 
-.PHONY: help venv services migrate run check test bench clean chromium
+.PHONY: help venv services migrate run check test bench clean chromium prometheus
 
 help:
 	@echo "make run | test | check | migrate | services | bench | venv | clean"
@@ -37,7 +37,11 @@ check: venv
 chromium:
 	@bash scripts/apt-need.sh /usr/bin/chromium chromium
 
-test: venv chromium
+# The metrics test runs a real Prometheus (and promtool) from Debian's package.
+prometheus:
+	@bash scripts/apt-need.sh prometheus prometheus
+
+test: venv chromium prometheus
 	@$(SERVICES_UP); ($(CHECK)); set -x; $(TEST_ENV); .venv/bin/pytest $(PYTEST_ARGS)
 
 bench: venv

@@ -171,7 +171,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:
             metrics.broadcast_failed()
             # The event is committed; sockets will read it from the database.
-            logger.warning("broadcast failed room=%s seq=%s", access.name, seq, exc_info=True)
+            logger.warning("broadcast failed room=%s seq=%s", access.name, seq, exc_info=True, extra={"seq": seq})
 
     async def offer(self, seq: int, frame: str) -> None:
         """A live event from this process's room subscription (chat.hub)."""

@@ -32,6 +32,8 @@ def _task_failed(sender: Any = None, **kwargs: Any) -> None:
 
 @signals.worker_init.connect
 def _exporter(**kwargs: Any) -> None:
+    from config import metrics
     from config.exposition import worker_exporter_start
 
+    metrics.tasks_known([name for name in app.tasks if not name.startswith("celery.")])
     worker_exporter_start()

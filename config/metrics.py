@@ -71,6 +71,22 @@ HTTP_REQUESTS = Counter(
 HTTP_SECONDS = Histogram("chat_http_request_seconds", "Time to answer an HTTP request.", buckets=_LATENCY_BUCKETS)
 
 
+# Label values known in advance start at 0, so a series exists before its first
+# increment: Prometheus' increase() cannot see a counter's first step otherwise.
+for _outcome in ("accepted", "invalid_request", "unauthenticated", "forbidden", "unavailable"):
+    HANDSHAKES.labels(_outcome)
+for _code in ("invalid_json", "invalid_message", "unknown_type", "too_large", "rate_limited", "conflict", "forbidden"):
+    FRAMES_REFUSED.labels(_code)
+for _kind in ("room", "head_check", "socket"):
+    GAP_FILLS.labels(_kind)
+
+
+def tasks_known(names: list[str]) -> None:
+    """The worker's task names: their failure counters start at 0."""
+    for name in names:
+        TASK_FAILURES.labels(name)
+
+
 def socket_connecting(*, scope: dict[str, Any]) -> None:
     """A socket's handshake: its log lines from now on carry conn_id, user_id and room."""
     user = scope.get("user")

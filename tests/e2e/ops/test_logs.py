@@ -15,7 +15,6 @@ from chat.models import Room
 from chat.services import room_join
 from tests.support.celery import Worker, worker_env
 from tests.support.servers import ROOT, Daphne, server_env
-from tests.support.smtp import smtp_sink  # noqa: F401
 from tests.support.ws import ChatClient
 
 pytestmark = pytest.mark.e2e
@@ -92,7 +91,7 @@ def test_daphne_logs_each_refusal_once_as_json_with_its_fields(json_daphne, make
     assert len(json_lines(json_daphne.log)) - before < 5
 
 
-def test_worker_and_beat_log_json(db_settings, smtp_sink, tmp_path):  # noqa: F811
+def test_worker_and_beat_log_json(db_settings, smtp_sink, tmp_path):
     env = worker_env(db_settings, LOG_FORMAT="json")
     # -q: Celery's startup banner is not a log record (README, Logs).
     worker = Worker(env=env, queue=f"json-{uuid.uuid4().hex[:6]}", options=["-q"]).start()
