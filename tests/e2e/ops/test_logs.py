@@ -4,7 +4,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from chat.models import Room
 from chat.services import room_join
 from tests.support.celery import Worker, worker_env
 from tests.support.servers import ROOT, Daphne, server_env
+from tests.support.wait import wait_until
 from tests.support.ws import ChatClient
 
 pytestmark = pytest.mark.e2e
@@ -26,16 +26,6 @@ def json_lines(path: Path) -> list[dict]:
     records = [json.loads(line) for line in lines]  # raises on any line that is not JSON
     assert all(isinstance(r, dict) for r in records)
     return records
-
-
-def wait_for(predicate, timeout: float = 10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
@@ -69,7 +59,7 @@ def test_daphne_logs_each_refusal_once_as_json_with_its_fields(json_daphne, make
         found = [r for r in json_lines(json_daphne.log) if r.get("message", "").startswith("socket refused")]
         return found if len(found) >= 2 else None
 
-    forbidden, anonymous = wait_for(refusals)
+    forbidden, anonymous = wait_until(refusals)
     assert forbidden["code"] == "forbidden" and forbidden["close_code"] == 4403
     assert forbidden["user_id"] == stranger.pk and forbidden["room"] == room
     assert forbidden["level"] == "INFO" and forbidden["logger"] == "chat.ops" and forbidden["time"]
@@ -106,7 +96,7 @@ def test_worker_and_beat_log_json(db_settings, smtp_sink, tmp_path):
         )
     try:
         # Beat sends its first tick at once (NOTIFY_POLL_SECONDS is 0.3 s in tests).
-        sent = wait_for(lambda: [r for r in json_lines(log) if "Sending due task" in r["message"]], timeout=30)
+        sent = wait_until(lambda: [r for r in json_lines(log) if "Sending due task" in r["message"]], timeout=30)
         assert sent[0]["logger"] == "celery.beat" and sent[0]["level"] == "INFO"
         # Read before stopping: Celery prints its shutdown notice to stdout, outside logging.
         assert any(r["message"].endswith(" ready.") for r in json_lines(worker.log))

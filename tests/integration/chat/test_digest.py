@@ -1,7 +1,6 @@
 """The daily digest through a real Celery worker and SMTP server: right counts, once per
 user and day even when run twice or when the worker is SIGKILLed half-way."""
 
-import time
 import uuid
 from datetime import date
 
@@ -19,6 +18,7 @@ from events.models import OutboxEmail
 from tests.factories import UserFactory
 from tests.support.celery import send_task
 from tests.support.servers import database_url
+from tests.support.wait import wait_until
 
 
 def _post(access, text):
@@ -31,16 +31,6 @@ def _digests(users, day: date) -> dict[int, list[OutboxEmail]]:
     for row in rows:
         found[row.recipient_id].append(row)
     return found
-
-
-def _wait(condition, timeout: float = 30.0, what: str = "condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_digest_counts_and_once_per_user(celery_worker, smtp_sink, committed):
@@ -65,7 +55,9 @@ def test_digest_counts_and_once_per_user(celery_worker, smtp_sink, committed):
 
     for user in (alice, bob, carol):
         smtp_sink.wait_for(user.email, kind="digest")
-    _wait(lambda: all(r and r[0].status == "sent" for r in _digests([alice, bob, carol], today).values()), what="sent")
+    wait_until(
+        lambda: all(r and r[0].status == "sent" for r in _digests([alice, bob, carol], today).values()), what="sent"
+    )
     call_command("send_digests", "--date", today.isoformat())  # and once more by hand
 
     found = _digests([alice, bob, carol, quiet, idle], today)
@@ -120,8 +112,8 @@ def test_worker_killed_mid_run_then_restarted_sends_each_digest_once(
             [blocked.pk, blocked.email, today.isoformat()],
         )
         digest_send_task.apply_async(args=[today.isoformat()], queue=queue)
-        _wait(lambda: all(_digests(mine[:8], today).values()), what="the pages before the held key")
-        _wait(lambda: _lock_waiters(db_settings) > 0, what="the worker to wait on the held key")
+        wait_until(lambda: all(_digests(mine[:8], today).values()), what="the pages before the held key")
+        wait_until(lambda: _lock_waiters(db_settings) > 0, what="the worker to wait on the held key")
         worker.kill()
     finally:
         blocker.rollback()
@@ -131,7 +123,7 @@ def test_worker_killed_mid_run_then_restarted_sends_each_digest_once(
     start_worker(queue, DIGEST_BATCH_SIZE="3")  # restarted
     digest_send_task.apply_async(args=[today.isoformat()], queue=queue)  # beat's next try / a rerun
 
-    _wait(lambda: all(r and r[0].status == "sent" for r in _digests(users, today).values()), what="all sent")
+    wait_until(lambda: all(r and r[0].status == "sent" for r in _digests(users, today).values()), what="all sent")
     for user in users:
         assert len(_digests([user], today)[user.pk]) == 1
         assert len(smtp_sink.wait_for(user.email, kind="digest")) == 1
