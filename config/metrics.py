@@ -7,9 +7,8 @@ name): never a room, a user or a path, whose values are unbounded.
 With PROMETHEUS_MULTIPROC_DIR set (production: several daphne processes and
 Celery workers per host), prometheus-client keeps each process's values in
 memory-mapped files in that directory and `/metrics` adds them up; without it
-the values live in the process (tests, a single process). The gauges computed
-from the database at scrape time (projection lag, outbox pending) are in
-config.exposition.
+the values live in the process (tests, a single process). The gauges read at
+scrape time (readiness, projection lag, outbox backlog) are in config.exposition.
 
 The refusal and fault helpers also write the one log line of the event, with
 its fields (README, "Logs"): the call site needs one line for both.
@@ -26,9 +25,9 @@ from .logs import log_bind, log_fields
 
 logger = logging.getLogger("chat.ops")
 
-# Seconds; from a fast local append to a database under strain.
 # A socket's rate-limited refusals are logged at most once per this many seconds.
 RATE_LIMITED_LOG_SECONDS = 10.0
+# Seconds; from a fast local append to a database under strain.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 SOCKETS_OPEN = Gauge("chat_sockets_open", "Chat sockets joined to a room now.", multiprocess_mode="livesum")
