@@ -1,11 +1,12 @@
-"""Waiting for a condition in tests: poll it, never sleep a fixed time."""
+"""Waiting for a condition that another process makes true (a worker, a server)."""
 
 import time
 from collections.abc import Callable
 
 
 def wait_until[T](condition: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
-    """The first truthy value of `condition()`, polled every 50 ms; AssertionError after `timeout`."""
+    """Poll `condition` until it returns something truthy, and return that; AssertionError
+    naming `what` after `timeout` seconds."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         value = condition()
