@@ -37,15 +37,15 @@ check: venv
 chromium:
 	@bash scripts/apt-need.sh /usr/bin/chromium chromium
 
-# The metrics test runs a real Prometheus (and promtool) from Debian's package.
-prometheus:
-	@bash scripts/apt-need.sh prometheus prometheus
-
 test: venv chromium prometheus
 	@$(SERVICES_UP); ($(CHECK)); set -x; $(TEST_ENV); .venv/bin/pytest $(PYTEST_ARGS)
 
 bench: venv
 	@$(SERVICES_UP); $(PY) scripts/bench.py
+
+# The metrics test runs a real Prometheus (and promtool) from Debian's package.
+prometheus:
+	@bash scripts/apt-need.sh prometheus prometheus
 
 clean:
 	-@bash scripts/services.sh down

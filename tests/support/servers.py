@@ -43,8 +43,8 @@ class Daphne:
 
     env: dict[str, str]
     port: int = field(default_factory=free_port)
-    # Extra daphne options, e.g. ["-v", "0"] (no access log: only log records).
-    args: list[str] = field(default_factory=list)
+    # More daphne options, e.g. those of deploy/systemd/chat-daphne@.service.
+    args: tuple[str, ...] = ()
     proc: subprocess.Popen | None = None
     log: Path | None = None
 
@@ -64,14 +64,14 @@ class Daphne:
                 sys.executable,
                 "-m",
                 "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
+                "-e",
+                f"tcp:port={self.port}:interface=127.0.0.1:backlog=4096",
                 "--websocket_timeout",
                 "-1",
-                *self.args,
+                "--websocket_connect_timeout",
+                "30",
                 "config.asgi:application",
+                *self.args,
             ],
             cwd=ROOT,
             env=self.env,

@@ -31,7 +31,7 @@ def json_lines(path: Path) -> list[dict]:
 @pytest.fixture
 def json_daphne(db_settings):
     # -v 0: no access log (daphne writes it as text); every line is then a log record.
-    daphne = Daphne(env=server_env(db_settings, LOG_FORMAT="json"), args=["-v", "0"]).start()
+    daphne = Daphne(env=server_env(db_settings, LOG_FORMAT="json"), args=("-v", "0")).start()
     yield daphne
     daphne.stop()
 
