@@ -30,6 +30,8 @@ from .readiness import readiness
 
 logger = logging.getLogger(__name__)
 
+# Whether the last scrape could not read the outbox (to log an outage once).
+_outbox_failing = False
 _LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db")
 
 
@@ -63,13 +65,22 @@ class ReadinessCollector:
                 seconds.add_metric([name], lag["seconds"])
             yield events
             yield seconds
+        if not report["checks"]["database"]["ok"]:
+            return  # PostgreSQL did not answer within HEALTH_TIMEOUT_SECONDS: do not wait longer here
+        global _outbox_failing
         try:
             backlog = outbox_backlog()
         except DatabaseError as exc:
-            logger.warning("metrics: outbox gauges skipped: %s", exc)
+            # Once per outage, not every scrape (chat_ready_check tells the rest).
+            if not _outbox_failing:
+                logger.warning("metrics: outbox gauges skipped until PostgreSQL answers: %s", exc)
+            _outbox_failing = True
             return
         finally:
             close_old_connections()
+        if _outbox_failing:
+            logger.info("metrics: outbox gauges back")
+        _outbox_failing = False
         yield GaugeMetricFamily(
             "chat_outbox_pending", "Emails waiting to be sent (due or awaiting a retry).", value=backlog.pending
         )

@@ -1,6 +1,7 @@
 """/healthz and /readyz of a real daphne whose PostgreSQL is missing or not migrated."""
 
 import json
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -28,6 +29,7 @@ def test_without_postgresql_the_process_is_live_but_not_ready(start_server, db_s
         HEALTH_TIMEOUT_SECONDS="0.5",
         # The probe's thread waits this long for a pooled connection; the process waits for it at exit.
         DATABASE_POOL_TIMEOUT="1",
+        METRICS_TOKEN="t0ken",
     )
     assert get(f"{daphne.http}/healthz") == (200, {"status": "ok"})
 
@@ -38,6 +40,16 @@ def test_without_postgresql_the_process_is_live_but_not_ready(start_server, db_s
     assert "PostgreSQL" in body["checks"]["database"]["error"]
     assert body["checks"]["redis"]["ok"] is True
     assert "projections" not in body
+
+    # The metrics still answer, within the health timeout, and say the same.
+    request = urllib.request.Request(f"{daphne.http}/metrics", headers={"Authorization": "Bearer t0ken"})
+    started = time.monotonic()
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read().decode()
+    assert time.monotonic() - started < 3
+    assert "chat_ready 0.0" in text and 'chat_ready_check{check="database"} 0.0' in text
+    assert 'chat_ready_check{check="redis"} 1.0' in text
+    assert "chat_outbox_pending" not in text and "chat_projection_lag_events{" not in text
 
 
 @pytest.fixture
