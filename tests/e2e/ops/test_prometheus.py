@@ -136,6 +136,11 @@ def test_prometheus_scrapes_web_and_worker_and_loads_the_alert_rules(
     prometheus = Prometheus(tmp_path, {"chat-web": web.port, "chat-worker": worker_port})
     try:
         prometheus.wait('count(up{job=~"chat-web|chat-worker"} == 1)', lambda v: v == 2)
+        # Both exporters want the token.
+        for port in (web.port, worker_port):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+            assert refused.value.code == 401
         (alice, a_cookie), (_, b_cookie) = make_user(), make_user()
         # User ids restart with each test database; a rate window of an earlier run may still count.
         redis = Redis.from_url(settings.REDIS_URL)
