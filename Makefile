@@ -14,7 +14,7 @@ TEST_ENV := export DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-insecure-key-for-tes
 CHECK := set -x; $(TEST_ENV); .venv/bin/ruff check .; .venv/bin/ruff format --check .; \
 	svc="$$(bash scripts/services.sh env)"; eval "$$svc"; .venv/bin/mypy
 
-.PHONY: help venv services migrate run check test bench clean chromium nginx
+.PHONY: help venv services migrate run check test bench clean chromium nginx prometheus
 
 help:
 	@echo "make run | test | check | migrate | services | bench | venv | clean"
@@ -42,11 +42,15 @@ nginx:
 	@bash scripts/apt-need.sh /usr/sbin/nginx nginx
 	@bash scripts/apt-need.sh systemd-analyze systemd
 
-test: venv chromium nginx
+test: venv chromium nginx prometheus
 	@$(SERVICES_UP); ($(CHECK)); set -x; $(TEST_ENV); .venv/bin/pytest $(PYTEST_ARGS)
 
 bench: venv
 	@$(SERVICES_UP); $(PY) scripts/bench.py
+
+# The metrics test runs a real Prometheus (and promtool) from Debian's package.
+prometheus:
+	@bash scripts/apt-need.sh prometheus prometheus
 
 clean:
 	-@bash scripts/services.sh down

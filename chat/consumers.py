@@ -24,6 +24,8 @@ from django.conf import settings
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
+from config import metrics
+
 from . import protocol, ratelimit
 from .connection import connection_of, queued_bytes, release_handshake
 from .errors import ChatError
@@ -69,6 +71,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             pass
 
     async def connect(self) -> None:
+        metrics.socket_connecting(scope=self.scope)
         await self.accept()
         if self.connection is not None:
             release_handshake(self.connection, self.scope)
@@ -123,6 +126,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             }
         )
         self.access = access
+        metrics.socket_accepted()
         # Broadcasts that arrived while the replay was read: sent or dropped by seq.
         early, self.early = self.early, None
         if early:
@@ -139,6 +143,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def leave_room(self) -> None:
         if self.access is not None:
+            metrics.socket_closed()
             presence().leave(access=self.access)
             self.access = None
         await self.leave_hub()
@@ -149,6 +154,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await hub().leave(self, access)
 
     async def refuse(self, exc: ChatError, code: int | None = None) -> None:
+        metrics.socket_refused(code=exc.code, close_code=code or exc.close_code or 4400)
         await self.send_json(exc.as_frame())
         await self.close(code=code or exc.close_code or 4400)
 
@@ -185,6 +191,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             else:
                 posted = await db(message_post)(access=access, text=command.text, client_id=command.client_id)
         except ChatError as exc:
+            metrics.frame_refused(code=exc.code)
             await self.send_json(exc.as_frame())
             return
         except DatabaseError:
@@ -214,8 +221,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             await self.channel_layer.group_send(access.group, {"type": "chat.event", "seq": seq, "frame": frame})
         except Exception:
+            metrics.broadcast_failed()
             # The event is committed; sockets will read it from the database.
-            logger.warning("broadcast failed room=%s seq=%s", access.name, seq, exc_info=True)
+            logger.warning("broadcast failed room=%s seq=%s", access.name, seq, exc_info=True, extra={"seq": seq})
 
     def offer(self, seq: int, frame: str | bytes) -> None:
         """A live event from this process's room subscription (chat.hub). Returns
@@ -273,6 +281,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 if seq <= self.last_sent or self.access is None:
                     continue
                 if seq > self.last_sent + 1:
+                    metrics.gap_filled(kind="socket", room=access.name, after=self.last_sent, upto=seq - 1)
                     missing = await db(room_frames)(access=access, after=self.last_sent, upto=seq - 1)
                     for missing_seq, missing_frame in missing:
                         if missing_seq > self.last_sent:
@@ -329,7 +338,9 @@ class UnknownPathConsumer(AsyncWebsocketConsumer):
     """Any other WebSocket path: a clear refusal instead of a handshake error."""
 
     async def connect(self) -> None:
+        metrics.socket_connecting(scope=self.scope)
         await self.accept()
+        metrics.socket_refused(code="invalid_request", close_code=4400)
         error = ChatError("invalid_request", "There is no WebSocket endpoint at this path; use /ws/chat/<room>/.")
         await self.send(text_data=json.dumps(error.as_frame()))
         await self.close(code=4400)

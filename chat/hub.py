@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
+from config import metrics
 from events.selectors import stream_heads
 
 from .services import RoomAccess, room_frames
@@ -141,6 +142,7 @@ class Room:
         """The event before the held ones did not arrive: read the gap once."""
         assert self.cursor is not None
         upto = min(self.held) - 1
+        metrics.gap_filled(kind="room", room=self.access.name, after=self.cursor, upto=upto)
         try:
             missing = await db(room_frames)(access=self.access, after=self.cursor, upto=upto)
         except Exception:
@@ -154,6 +156,7 @@ class Room:
 
     async def _offer(self, seq: int, frame: str) -> None:
         payload = frame.encode()  # once per event, not once per socket
+        metrics.frames_delivered(len(self.sockets))
         for sock in list(self.sockets):
             # Returns without suspending: a socket that must wait for a gap fill
             # does so in a task of its own.
@@ -260,6 +263,7 @@ class Hub:
     async def _catch_up(self, access: RoomAccess, behind: list[tuple[Socket, int]]) -> None:
         after = min(sock.last_sent for sock, _ in behind)
         upto = max(seen for _, seen in behind)
+        metrics.gap_filled(kind="head_check", room=access.name, after=after, upto=upto, log=False)
         logger.info(
             "delivering lost broadcasts room=%s seq=%s..%s sockets=%s", access.name, after + 1, upto, len(behind)
         )

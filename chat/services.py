@@ -5,6 +5,7 @@ through `database_sync_to_async`, one call per action.
 """
 
 import re
+import time
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
+from config import metrics
 from events import selectors as event_selectors
 from events.schemas import SchemaError
 from events.services import Appended, IdempotencyConflict, StreamClosed, event_append, stream_create
@@ -162,6 +164,7 @@ def rooms_replay(*, requests: list[tuple[RoomAccess, int | None, int]]) -> list[
     """`room_replay` for many sockets at once: one query for the heads, and per room
     one read and one rendering of the events any of its sockets needs (seq is
     gapless, so each socket's replay is a slice of its room's)."""
+    started = time.perf_counter()
     heads = event_selectors.stream_heads(stream_ids=list({access.stream_id for access, _, _ in requests}))
     plans = []
     for access, since, limit in requests:
@@ -183,6 +186,9 @@ def rooms_replay(*, requests: list[tuple[RoomAccess, int | None, int]]) -> list[
             room = next(access.name for access, *_ in plans if access.stream_id == stream_id)
             events = event_selectors.events_after(stream_id=stream_id, after=after, upto=head)
             frames[stream_id] = events_render(stream_id=stream_id, events=events, room=room, replay=True)
+    took = time.perf_counter() - started
+    for _ in requests:  # each socket of the batch waited this long for its replay
+        metrics.replay_read(seconds=took)
     return [
         Replay(
             frames=[frame for seq, frame in frames.get(access.stream_id, ()) if seq > after],

@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from config.dbpool import check_connection
+from config.logs import logging_config
 
 # Lets generic admin/queryset classes be subscripted at run time, as the type stubs declare them.
 django_stubs_ext.monkeypatch()
@@ -45,6 +46,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz, /readyz and /metrics are answered before any other middleware (config.ops).
+    "config.ops.OpsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -272,10 +275,19 @@ CHAT_RETRY_AFTER_SECONDS = env.int("CHAT_RETRY_AFTER_SECONDS", default=5)
 # Bytes a socket may have queued for a client that does not read before it is closed with 4008.
 CHAT_SEND_QUEUE_BYTES = env.int("CHAT_SEND_QUEUE_BYTES", default=1024 * 1024)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-}
+# Operations (README, "Operating it"). LOG_FORMAT: plain (one line per record) or json (one object per line).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
+LOGGING_CONFIG = "config.logs.configure"
+# PostgreSQL and Redis must answer /readyz within this many seconds.
+HEALTH_TIMEOUT_SECONDS = env.float("HEALTH_TIMEOUT_SECONDS", default=2.0)
+# Bearer token of /metrics (and the worker's exporter); empty: metrics are not served.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Where every process of the host writes its metrics (prometheus-client's multiprocess
+# mode, which reads this variable itself); empty: each process reports only itself.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+# A Celery worker serves /metrics on this port from its main process (0: off).
+METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
+METRICS_WORKER_HOST = env.str("METRICS_WORKER_HOST", default="127.0.0.1")

@@ -18,6 +18,7 @@ import json
 import logging
 import random
 import smtplib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +31,8 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
+
+from config import metrics
 
 from .models import OutboxEmail
 
@@ -154,25 +157,57 @@ def _deliver(mailer: BaseEmailBackend, row: OutboxEmail, report: SendReport) -> 
     """Send one claimed row and record the outcome on it (the caller commits)."""
     row.attempts += 1
     now = timezone.now()
+    started = time.perf_counter()
     try:
         mailer.open()  # opened here, send_messages leaves it open for the next row
         mailer.send_messages([_message(row)])
     except Exception as exc:
         _close(mailer)  # the connection's state is unknown; open a fresh one next time
         row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-        if _is_permanent(exc) or row.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+        permanent = _is_permanent(exc) or row.attempts >= settings.OUTBOX_MAX_ATTEMPTS
+        metrics.email_failed(permanent=permanent, seconds=time.perf_counter() - started)
+        if permanent:
             row.status = OutboxEmail.Status.FAILED
             report.failed += 1
-            logger.warning("email %s to user %s failed for good: %s", row.pk, row.recipient_id, row.last_error)
+            logger.warning(
+                "email %s to user %s failed for good: %s",
+                row.pk,
+                row.recipient_id,
+                row.last_error,
+                extra={"user_id": row.recipient_id, "email_id": row.pk},
+            )
         else:
             row.next_attempt_at = now + _backoff(row.attempts)
             report.retried += 1
-            logger.info("email %s to user %s will be retried: %s", row.pk, row.recipient_id, row.last_error)
+            logger.info(
+                "email %s to user %s will be retried: %s",
+                row.pk,
+                row.recipient_id,
+                row.last_error,
+                extra={"user_id": row.recipient_id, "email_id": row.pk},
+            )
     else:
+        metrics.email_sent(seconds=time.perf_counter() - started)
         row.status = OutboxEmail.Status.SENT
         row.sent_at = now
         report.sent += 1
     row.save(update_fields=["attempts", "status", "sent_at", "next_attempt_at", "last_error"])
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Emails waiting: how many, and how long the most overdue one has been due."""
+
+    pending: int
+    overdue_seconds: float
+
+
+def outbox_backlog() -> Backlog:
+    """Pending rows only (the partial index outbox_due_idx): cheap however many were sent."""
+    due = OutboxEmail.objects.filter(status=OutboxEmail.Status.PENDING)
+    first = due.order_by("next_attempt_at", "id").values_list("next_attempt_at", flat=True).first()
+    overdue = max((timezone.now() - first).total_seconds(), 0.0) if first else 0.0
+    return Backlog(pending=due.count(), overdue_seconds=overdue)
 
 
 def outbox_send(*, limit: int | None = None) -> SendReport:

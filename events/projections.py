@@ -23,6 +23,7 @@ from typing import Protocol
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from .models import Event, ProjectionCheckpoint
@@ -53,6 +54,22 @@ class RunReport:
     name: str
     events: int
     batches: int
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How far a projection is behind the log: events after its checkpoint (at
+    most LAG_COUNT_MAX are counted) and the age of the oldest of them."""
+
+    name: str
+    events: int
+    seconds: float
+
+
+# Counting stops here, so a scrape of a projection far behind stays cheap.
+LAG_COUNT_MAX = 100_000
+_LAG_COUNT = "SELECT count(*) FROM (SELECT 1 FROM events_event WHERE (txid, id) > (%s, %s) LIMIT %s) behind"
+_LAG_OLDEST = "SELECT created_at FROM events_event WHERE (txid, id) > (%s, %s) ORDER BY txid, id LIMIT 1"
 
 
 @cache
@@ -124,3 +141,22 @@ def projection_rebuild(*, name: str, batch_size: int | None = None) -> RunReport
         checkpoint.last_txid = checkpoint.last_id = 0
         checkpoint.save(update_fields=["last_txid", "last_id", "updated_at"])
     return projection_run(name=name, batch_size=batch_size)
+
+
+def projection_lags() -> list[Lag]:
+    """The lag of every configured projection (index range scans on (txid, id))."""
+    checkpoints = {
+        c.name: (c.last_txid, c.last_id) for c in ProjectionCheckpoint.objects.filter(name__in=settings.PROJECTIONS)
+    }
+    now = timezone.now()
+    lags = []
+    with connection.cursor() as cursor:
+        for name in settings.PROJECTIONS:
+            position = checkpoints.get(name, (0, 0))
+            cursor.execute(_LAG_COUNT, [*position, LAG_COUNT_MAX])
+            events = cursor.fetchone()[0]
+            cursor.execute(_LAG_OLDEST, position)
+            oldest = cursor.fetchone()
+            seconds = max((now - oldest[0]).total_seconds(), 0.0) if oldest else 0.0
+            lags.append(Lag(name=name, events=events, seconds=seconds))
+    return lags

@@ -7,6 +7,7 @@ event's content hash and its link in the stream's hash chain (events.verify).
 """
 
 import json
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,8 @@ import psycopg
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+from config import metrics
 
 from .models import Event, Stream
 from .schemas import event_type
@@ -108,6 +111,7 @@ def event_append(
         "amendment": amendment,
     }
     connection = transaction.get_connection()
+    started = time.perf_counter()
     try:
         # Inside the caller's transaction, a savepoint keeps it usable after a lost
         # race on the key; outside one, the statement commits alone.
@@ -127,6 +131,7 @@ def event_append(
         if Stream.objects.filter(id=stream_id).exists():
             raise StreamClosed("This stream is closed.")
         raise Stream.DoesNotExist(f"No stream with id {stream_id}.")
+    metrics.event_appended(type=type, seconds=time.perf_counter() - started)
     event_id, seq, event_uuid, created_at, txid, content_hash, chain_hash = row
     event = Event(
         id=event_id,

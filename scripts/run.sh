@@ -12,6 +12,12 @@ eval "$svc" # DATABASE_URL, REDIS_URL, SERVICES_STARTED
 stop_services() { [[ -z "$SERVICES_STARTED" ]] || bash scripts/services.sh down $SERVICES_STARTED; }
 trap stop_services EXIT
 mkdir -p .var
+# The processes started below share one metrics directory (/metrics adds them up;
+# it is served when METRICS_TOKEN is set). Emptied at each start, as prometheus-client requires.
+if [[ -z "${PROMETHEUS_MULTIPROC_DIR:-}" ]]; then
+  export PROMETHEUS_MULTIPROC_DIR="$PWD/.var/metrics"
+  rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+fi
 
 python manage.py migrate --noinput
 python manage.py collectstatic --noinput -v0

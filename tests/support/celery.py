@@ -41,11 +41,14 @@ class Worker:
     name: str = field(default_factory=lambda: f"w{uuid.uuid4().hex[:6]}")
     proc: subprocess.Popen | None = None
     log: Path | None = None
+    # Celery's global options, before the subcommand (e.g. ["-q"]: no banner).
+    options: list[str] = field(default_factory=list)
 
     def start(self, timeout: float = 60.0) -> "Worker":
         log_dir = Path(os.environ.get("TEST_LOG_DIR", "/tmp"))
         self.log = log_dir / f"celery-{self.name}.log"
-        cmd = [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "info", "-n", f"{self.name}@%h"]
+        cmd = [sys.executable, "-m", "celery", "-A", "config", *self.options, "worker", "-l", "info"]
+        cmd += ["-n", f"{self.name}@%h"]
         cmd += ["--concurrency", "2", "-Q", self.queue, "--without-gossip", "--without-mingle"]
         if self.beat:
             cmd += ["-B", "-s", str(log_dir / f"celerybeat-{self.name}")]
