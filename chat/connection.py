@@ -11,13 +11,23 @@ interface does not offer:
   so a slow consumer is closed (4008) instead of growing the server's memory;
 - `release_handshake`: the HTTP upgrade's leftovers that nothing reads again
   (header lists and dicts, the HTTP channel kept as the transport's producer)
-  are dropped once the socket is open: a few KiB per idle socket.
+  are dropped once the socket is open: a few KiB per idle socket;
+- `share_protocol_options`: autobahn copies each of its ~40 options from the
+  factory into every connection's own `__dict__`, and pretty-prints them all for
+  a debug log that is off, at every handshake (6 % of a connect storm's CPU).
+  Once per process the options go onto daphne's protocol class instead, where
+  autobahn finds them (`hasattr`) and copies nothing: a smaller connection and a
+  cheaper handshake. daphne configures its one factory before it listens and
+  never changes it, so the values are the same; a per-connection override
+  (`closeHandshakeTimeout` for a slow client) still lands on the instance.
 
 Under another ASGI server `connection_of` returns None and the consumer uses
 the plain ASGI send.
 """
 
 from typing import Any
+
+from autobahn.websocket import protocol as autobahn_protocol
 
 
 def connection_of(send: Any) -> Any:
@@ -52,3 +62,24 @@ def release_handshake(connection: Any, scope: dict[str, Any]) -> None:
     # the request it parsed; a WebSocket protocol never needs it.
     if transport is not None and getattr(transport, "producer", None) is not None:
         transport.unregisterProducer()
+
+
+def share_protocol_options(connection: Any) -> None:
+    """See the module doc; a no-op after the first call for a protocol class."""
+    cls = type(connection)
+    if cls.__dict__.get("_chat_options_shared"):
+        return
+    factory = getattr(connection, "factory", None)
+    if factory is None:
+        return
+    for name in cls.CONFIG_ATTRS:
+        if not hasattr(cls, name):
+            setattr(cls, name, getattr(factory, name))
+    if getattr(connection.log.debug, "__name__", "") == "_no_op":
+        # autobahn's debug log of those options is off: do not format it either.
+        autobahn_protocol.pformat = _unformatted  # type: ignore[assignment]
+    cls._chat_options_shared = True
+
+
+def _unformatted(obj: object) -> str:
+    return ""

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from config import metrics
 
 from . import protocol, ratelimit
-from .connection import connection_of, queued_bytes, release_handshake
+from .connection import connection_of, queued_bytes, release_handshake, share_protocol_options
 from .errors import ChatError
 from .history import message_edit, message_redact
 from .hub import hub
@@ -75,6 +75,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.accept()
         if self.connection is not None:
             release_handshake(self.connection, self.scope)
+            share_protocol_options(self.connection)
         room_hub = hub()
         if room_hub.open_sockets >= settings.CHAT_MAX_SOCKETS:
             await self.refuse_busy("This server is full")

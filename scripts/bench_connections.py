@@ -33,7 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import ROOT, SHARED_BENCH, bench_database_url, ensure_database, pct, seeded_room, setup_django
 
 from tests.support.servers import free_port, wait_port
-from tests.support.sessions import signed_in_cookies
 
 
 def raise_fd_limit() -> None:
@@ -46,6 +45,18 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
+
+
+def create_rooms(tag: str, rooms: int) -> None:
+    """A company's rooms exist before its people reconnect: create them first, so the
+    storm measures joins, not room creation (the peer creates nothing)."""
+    from django.contrib.auth import get_user_model
+
+    from chat.services import room_join
+
+    owner, _ = get_user_model().objects.get_or_create(username="bench0")
+    for i in range(rooms):
+        room_join(user=owner, name=f"{tag}_{i}")
 
 
 def start_ours(port: int) -> subprocess.Popen:
@@ -256,6 +267,8 @@ def main() -> None:
     os.environ["DATABASE_URL"] = db_url
     ensure_database(db_url)
     setup_django(db_url)
+    from tests.support.sessions import signed_in_cookies
+
     cookies = signed_in_cookies("conn", args.sockets)
     only = set(args.only.split(","))
     run = f"{int(time.time()) % 100000}"
@@ -265,6 +278,8 @@ def main() -> None:
             # Fresh processes for each layout, so each one's memory is its own.
             for per_room in (args.sockets, 10):
                 for who, start in (("peer", start_peer), ("ours", start_ours)):
+                    if who == "ours" and per_room < args.sockets:
+                        create_rooms(f"c{run}_{per_room}", args.sockets // per_room)
                     port = free_port()
                     proc = start(port)
                     try:
