@@ -74,7 +74,9 @@ def share_protocol_options(connection: Any) -> None:
         return
     for name in cls.CONFIG_ATTRS:
         if not hasattr(cls, name):
-            setattr(cls, name, getattr(factory, name))
+            value = getattr(factory, name)
+            # A function on a class would become a method of each connection.
+            setattr(cls, name, staticmethod(value) if callable(value) else value)
     if getattr(connection.log.debug, "__name__", "") == "_no_op":
         # autobahn's debug log of those options is off: do not format it either.
         autobahn_protocol.pformat = _unformatted  # type: ignore[assignment]

@@ -71,6 +71,8 @@ class Room:
         self.cursor: int | None = None
         self.held: dict[int, str] = {}
         self.deadline = 0.0
+        # Set while the room has no socket: when it fires, the room unsubscribes.
+        self.linger: asyncio.TimerHandle | None = None
 
     async def subscribe(self) -> None:
         try:
@@ -193,9 +195,11 @@ class Hub:
             try:
                 await room.subscribe()
             except BaseException:
-                self._drop(room, sock)
+                room.sockets.discard(sock)
+                self._forget(room)
                 raise
         else:
+            self._keep(room)
             room.sockets.add(sock)
             await asyncio.shield(room.ready)
         if self.watch is None or self.watch.done():
@@ -210,18 +214,42 @@ class Hub:
         room = self.rooms.get(stream_id) if stream_id is not None else None
         if room is None or not room.ready.done() or room.ready.cancelled() or room.ready.exception() is not None:
             return None
+        self._keep(room)
         sock.watched_head = None
         room.sockets.add(sock)
         return room.access
 
     async def leave(self, sock: Socket, access: RoomAccess) -> None:
+        """Unregister a socket. A room left empty stays subscribed for
+        CHAT_ROOM_LINGER_SECONDS, so a reconnect (a page reload, a deploy's storm)
+        finds it live and joins with one database call."""
         room = self.rooms.get(access.stream_id)
-        if room is not None and self._drop(room, sock):
+        if room is None:
+            return
+        room.sockets.discard(sock)
+        if room.sockets or room.linger is not None:
+            return
+        linger = settings.CHAT_ROOM_LINGER_SECONDS
+        if linger > 0:
+            room.linger = asyncio.get_running_loop().call_later(linger, self._expire, room)
+        elif self._forget(room):
             await room.unsubscribe()
 
-    def _drop(self, room: Room, sock: Socket) -> bool:
-        room.sockets.discard(sock)
-        if room.sockets or self.rooms.get(room.access.stream_id) is not room:
+    def _keep(self, room: Room) -> None:
+        if room.linger is not None:
+            room.linger.cancel()
+            room.linger = None
+
+    def _expire(self, room: Room) -> None:
+        room.linger = None
+        if not room.sockets and self._forget(room):
+            task = asyncio.create_task(room.unsubscribe())
+            _unsubscribing.add(task)
+            task.add_done_callback(_unsubscribing.discard)
+
+    def _forget(self, room: Room) -> bool:
+        """Drop an empty room from the hub; False if it is not this hub's current one."""
+        if self.rooms.get(room.access.stream_id) is not room:
             return False
         del self.rooms[room.access.stream_id]
         if self.names.get(room.access.name) == room.access.stream_id:
@@ -271,6 +299,9 @@ class Hub:
         for sock, seen in behind:
             await sock.deliver([f for f in frames if f[0] <= seen])
 
+
+# Strong references to unsubscriptions until they finish (the loop keeps only weak ones).
+_unsubscribing: set[asyncio.Task[None]] = set()
 
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
 

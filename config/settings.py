@@ -266,6 +266,8 @@ CHAT_PRESENCE_LIST_MAX = env.int("CHAT_PRESENCE_LIST_MAX", default=100)
 # Connections. Threads that run the sockets' database work (each borrows a pooled
 # connection per call: keep DATABASE_POOL_MAX at least this).
 CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=8)
+# Seconds a room stays subscribed in a process after its last socket left (reconnects find it live).
+CHAT_ROOM_LINGER_SECONDS = env.float("CHAT_ROOM_LINGER_SECONDS", default=30.0)
 # Open sockets per server process; past it a new socket is refused with 4503.
 CHAT_MAX_SOCKETS = env.int("CHAT_MAX_SOCKETS", default=20000)
 # Handshakes waiting for their database batch; past it a new socket is refused with 4503.
