@@ -73,6 +73,10 @@ class Room:
         self.deadline = 0.0
         # Set while the room has no socket: when it fires, the room unsubscribes.
         self.linger: asyncio.TimerHandle | None = None
+        # The head at the last check, and whether every socket had it then (the
+        # next check skips the room while that holds: idle rooms cost no work).
+        self.checked_head: int | None = None
+        self.caught_up = False
 
     async def subscribe(self) -> None:
         try:
@@ -201,6 +205,7 @@ class Hub:
         else:
             self._keep(room)
             room.sockets.add(sock)
+            room.caught_up = False
             await asyncio.shield(room.ready)
         if self.watch is None or self.watch.done():
             self.watch = asyncio.create_task(self._watch())
@@ -217,6 +222,7 @@ class Hub:
         self._keep(room)
         sock.watched_head = None
         room.sockets.add(sock)
+        room.caught_up = False
         return room.access
 
     async def leave(self, sock: Socket, access: RoomAccess) -> None:
@@ -278,11 +284,15 @@ class Hub:
         heads = await db(stream_heads)(stream_ids=list(self.rooms))
         for stream_id, head in heads.items():
             room = self.rooms.get(stream_id)
-            if room is None:
-                continue
+            if room is None or (room.caught_up and head == room.checked_head):
+                continue  # every socket had this head at the last tick: nothing to look at
+            room.checked_head = head
+            room.caught_up = True
             behind = []
             for sock in list(room.sockets):
                 seen, sock.watched_head = sock.watched_head, head
+                if sock.access is None or sock.last_sent < head:
+                    room.caught_up = False
                 if sock.access is not None and seen is not None and sock.last_sent < seen:
                     behind.append((sock, seen))
             if behind:
