@@ -63,6 +63,18 @@ def make_cookies(n: int, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def start_server(port: int) -> subprocess.Popen:
+    """Our server as the Procfile runs it (default log level and verbosity), on its own port.
+    The benchmark measures fan-out: the per-user send limit would refuse its senders."""
+    env = dict(os.environ, CHAT_RATE_LIMIT="1000000/1s")
+    endpoint = f"tcp:port={port}:interface=127.0.0.1:backlog=4096"
+    cmd = [sys.executable, "-m", "daphne", "-e", endpoint, "--websocket_timeout", "-1"]
+    cmd += ["--websocket_connect_timeout", "30", "config.asgi:application"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    return proc
+
+
 def seeded_room(name: str, events: int) -> str:
     """A room holding exactly `events` messages, bulk-inserted once and kept."""
     from django.contrib.auth import get_user_model
@@ -194,32 +206,8 @@ def main() -> None:
     make_cookies(50, cookies)
 
     port = free_port()
-    env = dict(
-        os.environ,
-        # The benchmark measures fan-out: the per-user send limit would refuse its senders.
-        CHAT_RATE_LIMIT="1000000/1s",
-        LOG_LEVEL="WARNING",
-    )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-v",
-            "0",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "--websocket_timeout",
-            "-1",
-            "config.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    server = start_server(port)
     try:
-        wait_port(port, server)
         base = f"ws://127.0.0.1:{port}"
         if not args.skip_compare:
             cmd = [

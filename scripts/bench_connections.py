@@ -30,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import ROOT, SHARED_BENCH, bench_database_url, ensure_database, pct, seeded_room, setup_django
+from bench import SHARED_BENCH, bench_database_url, ensure_database, pct, seeded_room, setup_django
+from bench import start_server as start_ours
 
 from tests.support.servers import free_port, wait_port
 
@@ -57,17 +58,6 @@ def create_rooms(tag: str, rooms: int) -> None:
     owner, _ = get_user_model().objects.get_or_create(username="bench0")
     for i in range(rooms):
         room_join(user=owner, name=f"{tag}_{i}")
-
-
-def start_ours(port: int) -> subprocess.Popen:
-    # The Procfile's web process (default log level), on a port of its own.
-    env = dict(os.environ, CHAT_RATE_LIMIT="1000000/1s")
-    endpoint = f"tcp:port={port}:interface=127.0.0.1:backlog=4096"
-    cmd = [sys.executable, "-m", "daphne", "-e", endpoint, "--websocket_timeout", "-1"]
-    cmd += ["--websocket_connect_timeout", "30", "config.asgi:application"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, proc)
-    return proc
 
 
 def start_peer(port: int) -> subprocess.Popen:
