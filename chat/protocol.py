@@ -5,6 +5,7 @@ code PROTOCOL.md gives for it. Nothing here touches the database.
 """
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -48,6 +49,36 @@ class JoinParams:
     history: int
 
 
+class _NotANumber(ValueError):
+    """A number JSON does not have; the message names it."""
+
+
+def _no_constant(name: str) -> float:
+    raise _NotANumber(f"{name} is not a JSON number.")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NotANumber(f"{text} is out of the range of numbers.")
+    return number
+
+
+# Strict JSON: Python's parser takes NaN and Infinity, and turns 1e999 into inf.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+
+def _json(text_data: str) -> object:
+    try:
+        return _DECODER.decode(text_data)
+    except RecursionError:
+        raise ChatError("invalid_json", "The frame is nested too deeply.") from None
+    except _NotANumber as exc:
+        raise ChatError("invalid_json", f"The frame is not valid JSON: {exc}") from None
+    except ValueError:
+        raise ChatError("invalid_json", "The frame is not valid JSON.") from None
+
+
 def parse_frame(text_data: str | None, bytes_data: bytes | None) -> Post | Read | Edit | Redact:
     max_bytes = settings.CHAT_FRAME_MAX_BYTES
     if text_data is None:
@@ -55,10 +86,7 @@ def parse_frame(text_data: str | None, bytes_data: bytes | None) -> Post | Read 
     # A str of n characters encodes to at most 4n bytes: skip the encode when it can't matter.
     if len(text_data) * 4 > max_bytes and len(text_data.encode("utf-8", "surrogatepass")) > max_bytes:
         raise ChatError("too_large", f"The frame is larger than {max_bytes} bytes.")
-    try:
-        frame = json.loads(text_data)
-    except ValueError:
-        raise ChatError("invalid_json", "The frame is not valid JSON.") from None
+    frame = _json(text_data)
     if not isinstance(frame, dict):
         raise ChatError("invalid_json", "The frame must be a JSON object.")
     client_id = _client_id(frame)
@@ -82,7 +110,7 @@ def parse_frame(text_data: str | None, bytes_data: bytes | None) -> Post | Read 
             raise ChatError("invalid_message", "'seq' must be a non-negative integer.", client_id=client_id)
         return Read(seq=seq)
     raise ChatError(
-        "unknown_type", f"The server does not handle frames of type {str(kind)[:64]!r}.", client_id=client_id
+        "unknown_type", f"'type' {str(kind)[:64]!r} is not a frame type the server handles.", client_id=client_id
     )
 
 

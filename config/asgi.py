@@ -9,15 +9,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from chat.auth import SocketAuthStack  # noqa: E402
+from chat.origin import OriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from chat.transport import daphne_close_cleanly  # noqa: E402
+
+daphne_close_cleanly()  # close code 1007 / 1009 on protocol errors instead of a dropped connection
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(SocketAuthStack(URLRouter(websocket_urlpatterns))),
+        "websocket": OriginValidator(SocketAuthStack(URLRouter(websocket_urlpatterns))),
     }
 )
 

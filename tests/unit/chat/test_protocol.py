@@ -100,3 +100,25 @@ def test_join_refuses_malformed_values(query):
     with pytest.raises(ChatError) as info:
         parse_join(query)
     assert info.value.code == "invalid_request" and info.value.close_code == 4400
+
+
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ('{"message": NaN}', "NaN is not a JSON number"),
+        ('{"message": "x", "n": Infinity}', "Infinity is not a JSON number"),
+        ('{"message": "x", "n": -Infinity}', "-Infinity is not a JSON number"),
+        ('{"message": "x", "n": 1e999}', "1e999 is out of the range of numbers"),
+        ('{"message": "x", "n": -1e999}', "-1e999 is out of the range of numbers"),
+        ("[" * 10_000 + "]" * 10_000, "nested too deeply"),
+    ],
+)
+def test_non_finite_numbers_and_deep_nesting_are_invalid_json(text, named):
+    with pytest.raises(ChatError) as info:
+        parse_frame(text, None)
+    assert info.value.code == "invalid_json" and named in info.value.detail
+
+
+def test_finite_floats_and_extra_fields_pass():
+    frame = '{"message": "hi", "client_id": "k", "score": 1.5e10, "extra": {"a": [1, 2]}}'
+    assert parse_frame(frame, None) == Post(text="hi", client_id="k")
