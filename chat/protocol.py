@@ -66,17 +66,39 @@ def _finite(text: str) -> float:
 
 # Strict JSON: Python's parser takes NaN and Infinity, and turns 1e999 into inf.
 _DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+# No frame of this protocol nests deeper than 2; refuse deep ones at a fixed
+# depth rather than wherever the parser's C recursion limit happens to be.
+MAX_DEPTH = 32
+
+
+def _depth_over(value: object, limit: int) -> bool:
+    """Whether containers nest deeper than `limit` (iterative: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _json(text_data: str) -> object:
+    too_deep = ChatError("invalid_json", f"The frame is nested more than {MAX_DEPTH} levels deep.")
     try:
-        return _DECODER.decode(text_data)
+        value = _DECODER.decode(text_data)
     except RecursionError:
-        raise ChatError("invalid_json", "The frame is nested too deeply.") from None
+        raise too_deep from None
     except _NotANumber as exc:
         raise ChatError("invalid_json", f"The frame is not valid JSON: {exc}") from None
     except ValueError:
         raise ChatError("invalid_json", "The frame is not valid JSON.") from None
+    # Counting brackets is cheap; only a frame with that many containers is walked.
+    if text_data.count("[") + text_data.count("{") > MAX_DEPTH and _depth_over(value, MAX_DEPTH):
+        raise too_deep
+    return value
 
 
 def parse_frame(text_data: str | None, bytes_data: bytes | None) -> Post | Read | Edit | Redact:

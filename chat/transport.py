@@ -16,7 +16,7 @@ import daphne.server
 from daphne.ws_protocol import WebSocketFactory
 
 
-class CleanCloseFactory(WebSocketFactory):  # type: ignore[misc]  # daphne has no type hints
+class CleanCloseFactory(WebSocketFactory):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # daphne sets its own options (ping, sizes) after this and leaves this one alone.

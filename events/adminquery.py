@@ -12,18 +12,8 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.exceptions import DisallowedModelAdminLookup, DisallowedModelAdminToField
-from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.views.main import (
-    ALL_VAR,
-    ERROR_FLAG,
-    IS_FACETS_VAR,
-    IS_POPUP_VAR,
-    ORDER_VAR,
-    PAGE_VAR,
-    SEARCH_VAR,
-    TO_FIELD_VAR,
-    ChangeList,
-)
+from django.contrib.admin.options import IS_FACETS_VAR, IS_POPUP_VAR, TO_FIELD_VAR, IncorrectLookupParameters
+from django.contrib.admin.views.main import ALL_VAR, ERROR_FLAG, ORDER_VAR, PAGE_VAR, SEARCH_VAR, ChangeList
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -31,7 +21,9 @@ from django.template.response import TemplateResponse
 from config.params import BadParam, echo, int_clean, last, query_clean
 
 # Parameters of the change list itself rather than filters.
-CONTROL_PARAMS = frozenset({ALL_VAR, ERROR_FLAG, IS_FACETS_VAR, IS_POPUP_VAR, ORDER_VAR, PAGE_VAR, SEARCH_VAR, TO_FIELD_VAR})
+CONTROL_PARAMS = frozenset(
+    {ALL_VAR, ERROR_FLAG, IS_FACETS_VAR, IS_POPUP_VAR, ORDER_VAR, PAGE_VAR, SEARCH_VAR, TO_FIELD_VAR}
+)
 # The lookups Django's own field filters put in the query string.
 FILTER_LOOKUPS = frozenset({"exact", "isnull", "gte", "gt", "lte", "lt", "in", "year", "month", "day"})
 _DATE_PARTS = {"year": 9999, "month": 12, "day": 31}
@@ -56,8 +48,9 @@ class StrictChangeListAdmin[M: Model](admin.ModelAdmin[M]):
         for item in self.get_list_filter(request):
             if isinstance(item, type):
                 names.update(getattr(item, "names", ()))
-                if getattr(item, "parameter_name", None):
-                    names.add(item.parameter_name)
+                parameter = getattr(item, "parameter_name", None)
+                if parameter:
+                    names.add(parameter)
         return names
 
     def filter_paths(self, request: HttpRequest) -> set[str]:

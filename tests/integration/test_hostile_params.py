@@ -297,7 +297,9 @@ def test_other_admin_lists_refuse_lookups_they_do_not_offer(site):
     assert streams.status_code == 400 and "key__regex" in streams.content.decode()
 
 
-@pytest.mark.parametrize("as_of", ["2024-02-30T10:00", "2024-13-45T00:00", "%00", "x" * 10_000, "0001-01-01T00:00%2B01:00"])
+@pytest.mark.parametrize(
+    "as_of", ["2024-02-30T10:00", "2024-13-45T00:00", "%00", "x" * 10_000, "0001-01-01T00:00%2B01:00"]
+)
 def test_timeline_shows_the_page_with_a_message_for_an_impossible_as_of(site, as_of):
     page = site.clients["auditor"].get(f"/admin/chat/room/{site.room.pk}/timeline/?as_of={as_of}", secure=True)
     body = page.content.decode()

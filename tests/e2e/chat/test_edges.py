@@ -2,23 +2,20 @@
 JSON, extra fields, look-alike origins, invisible characters in room names and
 the per-room scope of client_id.
 
-The module runs its own daphne so that its log holds only these tests' output:
-each test reads the log from where it started and finds no traceback.
+The module runs its own daphne (`module_server`) so that its log holds only these
+tests' output: each test reads the log from where it started and finds no traceback.
 """
 
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import websockets
 
 from chat.models import Room
 from events.models import Event
-from tests.support.servers import Daphne, server_env
-from tests.support.ws import ChatClient
+from tests.support.ws import ChatClient, refused_then_alive, sent_and_seen
 
 pytestmark = pytest.mark.e2e
 
@@ -31,25 +28,6 @@ def new_room() -> str:
     return f"edge-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture(scope="module")
-def edge_server(db_settings) -> Iterator[Daphne]:
-    daphne = Daphne(env=server_env(db_settings)).start()
-    yield daphne
-    daphne.stop()
-
-
-@pytest.fixture
-def clean_log(edge_server) -> Iterator[None]:
-    """After the test, this server logged no traceback and no error while it ran."""
-    log = Path(str(edge_server.log))
-    start = log.stat().st_size
-    yield
-    with open(log, "rb") as f:
-        f.seek(start)
-        written = f.read().decode("utf-8", "replace")
-    assert "Traceback" not in written and " ERROR " not in written, written[-3000:]
-
-
 async def closed_code(c: ChatClient, timeout: float = 5.0) -> int | None:
     """Read until the server closes the socket; its close code."""
     with pytest.raises(websockets.ConnectionClosed):
@@ -58,31 +36,31 @@ async def closed_code(c: ChatClient, timeout: float = 5.0) -> int | None:
     return c.close_code
 
 
-def test_invalid_utf8_in_a_text_frame_is_closed_with_1007(edge_server, make_user, clean_log):
+async def close_code_after(base: str, room: str, cookie: str, payload: bytes | str) -> int | None:
+    """Send one raw text frame after the replay; the code the server then closes with."""
+    c = await ChatClient.connect(base, room, cookie=cookie)
+    await c.history()
+    await c.ws.send(payload, text=True)
+    return await closed_code(c)
+
+
+def test_invalid_utf8_in_a_text_frame_is_closed_with_1007(module_server, make_user, no_traceback):
     _, cookie = make_user()
     room = new_room()
 
-    async def scenario():
-        c = await ChatClient.connect(edge_server.ws, room, cookie=cookie)
-        await c.history()
-        # A text frame whose payload is not UTF-8 (a lone continuation byte, then an overlong NUL).
-        await c.ws.send(b'{"message": "\x80\xc0\x80"}', text=True)
-        return await closed_code(c)
-
-    assert run(scenario()) == 1007
+    # A text frame whose payload is not UTF-8 (a lone continuation byte, then an overlong NUL).
+    payload = b'{"message": "\x80\xc0\x80"}'
+    assert run(close_code_after(module_server.ws, room, cookie, payload)) == 1007
     assert Room.objects.get(name=room).stream.head == 0
 
 
-def test_a_frame_over_the_transport_limit_is_closed_cleanly(edge_server, make_user, clean_log):
+def test_a_frame_over_the_transport_limit_is_closed_cleanly(module_server, make_user, no_traceback):
     _, cookie = make_user()
     room = new_room()
 
     async def scenario():
-        c = await ChatClient.connect(edge_server.ws, room, cookie=cookie)
-        await c.history()
-        await c.send(json.dumps({"message": "x" * (1024 * 1024 + 16)}))
-        code = await closed_code(c)
-        again = await ChatClient.connect(edge_server.ws, room, cookie=cookie)  # the server is fine
+        code = await close_code_after(module_server.ws, room, cookie, json.dumps({"message": "x" * (1024 * 1024 + 16)}))
+        again = await ChatClient.connect(module_server.ws, room, cookie=cookie)  # the server is fine
         _, end = await again.history()
         await again.close()
         return code, end
@@ -106,21 +84,12 @@ def test_a_frame_over_the_transport_limit_is_closed_cleanly(edge_server, make_us
     ],
 )
 def test_non_finite_numbers_and_deep_nesting_are_refused_and_the_socket_stays_open(
-    edge_server, make_user, clean_log, frame, code, named
+    module_server, make_user, no_traceback, frame, code, named
 ):
     _, cookie = make_user()
     room = new_room()
 
-    async def scenario():
-        c = await ChatClient.connect(edge_server.ws, room, cookie=cookie)
-        await c.history()
-        await c.send(frame)
-        error = await c.until("error")
-        ack = await c.post("still open")
-        await c.close()
-        return error, ack
-
-    error, ack = run(scenario())
+    error, ack = run(refused_then_alive(module_server.ws, room, cookie=cookie, frame=frame))
     assert error["code"] == code and named in error["detail"]
     assert ack["type"] == "ack" and ack["seq"] == 1  # nothing was written for the bad frame
 
@@ -145,11 +114,11 @@ def test_non_finite_numbers_and_deep_nesting_are_refused_and_the_socket_stays_op
         ({"type": 5, "message": "x"}, "'type'"),
     ],
 )
-def test_an_error_names_the_bad_field(edge_server, make_user, clean_log, frame, named):
+def test_an_error_names_the_bad_field(module_server, make_user, no_traceback, frame, named):
     _, cookie = make_user()
 
     async def scenario():
-        c = await ChatClient.connect(edge_server.ws, new_room(), cookie=cookie)
+        c = await ChatClient.connect(module_server.ws, new_room(), cookie=cookie)
         await c.history()
         await c.send(frame)
         error = await c.until("error")
@@ -161,33 +130,20 @@ def test_an_error_names_the_bad_field(edge_server, make_user, clean_log, frame, 
     assert error["detail"].startswith(named), error["detail"]
 
 
-def test_extra_fields_are_ignored_and_never_stored(edge_server, make_user, clean_log):
+def test_extra_fields_are_ignored_and_never_stored(module_server, make_user, no_traceback):
     (alice, cookie), (_, other) = make_user(), make_user()
     room = new_room()
 
-    async def scenario():
-        a = await ChatClient.connect(edge_server.ws, room, cookie=cookie)
-        b = await ChatClient.connect(edge_server.ws, room, cookie=other)
-        await a.history()
-        await b.history()
-        await a.send(
-            {
-                "type": "chat.message",
-                "message": "with extras",
-                "client_id": "x-1",
-                "username": "mallory",
-                "seq": 999,
-                "replay": True,
-                "admin": {"nested": [1, 2]},
-            }
-        )
-        ack = await a.until("ack")
-        seen = (await b.events(1))[0]
-        await a.close()
-        await b.close()
-        return ack, seen
-
-    ack, seen = run(scenario())
+    frame = {
+        "type": "chat.message",
+        "message": "with extras",
+        "client_id": "x-1",
+        "username": "mallory",
+        "seq": 999,
+        "replay": True,
+        "admin": {"nested": [1, 2]},
+    }
+    ack, seen = run(sent_and_seen(module_server.ws, room, sender=cookie, watcher=other, frame=frame))
     assert ack["seq"] == 1 and ack["client_id"] == "x-1"
     assert seen["username"] == alice.username and seen["seq"] == 1 and seen["replay"] is False
     assert set(seen) == {"type", "room", "seq", "id", "username", "message", "ts", "client_id", "replay"}
@@ -209,16 +165,16 @@ def test_extra_fields_are_ignored_and_never_stored(edge_server, make_user, clean
         "http://127.0.0.1:{port}/path",
     ],
 )
-def test_look_alike_origins_are_refused_at_the_handshake(edge_server, make_user, clean_log, origin):
+def test_look_alike_origins_are_refused_at_the_handshake(module_server, make_user, no_traceback, origin):
     _, cookie = make_user()
     room = new_room()
-    wrong_port = edge_server.port + 1 if edge_server.port < 65535 else edge_server.port - 1
-    origin = origin.format(port=edge_server.port, wrong_port=wrong_port)
+    wrong_port = module_server.port + 1 if module_server.port < 65535 else module_server.port - 1
+    origin = origin.format(port=module_server.port, wrong_port=wrong_port)
 
     async def scenario():
         with pytest.raises(websockets.InvalidStatus) as info:
             await websockets.connect(
-                f"{edge_server.ws}/ws/chat/{room}/", additional_headers={"Cookie": cookie, "Origin": origin}
+                f"{module_server.ws}/ws/chat/{room}/", additional_headers={"Cookie": cookie, "Origin": origin}
             )
         return info.value.response.status_code
 
@@ -235,15 +191,15 @@ def test_look_alike_origins_are_refused_at_the_handshake(edge_server, make_user,
     ],
     ids=["two-in-one", "port-out-of-range", "header-twice"],
 )
-def test_malformed_origin_headers_are_refused_by_the_handshake(edge_server, make_user, clean_log, headers):
+def test_malformed_origin_headers_are_refused_by_the_handshake(module_server, make_user, no_traceback, headers):
     """daphne's WebSocket layer (autobahn) answers 400 to an Origin it cannot parse, before the app runs."""
     _, cookie = make_user()
     room = new_room()
-    sent = [(name, value.format(port=edge_server.port)) for name, value in headers] + [("Cookie", cookie)]
+    sent = [(name, value.format(port=module_server.port)) for name, value in headers] + [("Cookie", cookie)]
 
     async def scenario():
         with pytest.raises(websockets.InvalidStatus) as info:
-            await websockets.connect(f"{edge_server.ws}/ws/chat/{room}/", additional_headers=sent)
+            await websockets.connect(f"{module_server.ws}/ws/chat/{room}/", additional_headers=sent)
         return info.value.response.status_code
 
     assert run(scenario()) == 400
@@ -251,12 +207,12 @@ def test_malformed_origin_headers_are_refused_by_the_handshake(edge_server, make
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "LOCALHOST"])
-def test_the_servers_own_origin_is_accepted(edge_server, make_user, clean_log, host):
+def test_the_servers_own_origin_is_accepted(module_server, make_user, no_traceback, host):
     _, cookie = make_user()
 
     async def scenario():
         c = await ChatClient.connect(
-            edge_server.ws, new_room(), cookie=cookie, origin=f"http://{host}:{edge_server.port}"
+            module_server.ws, new_room(), cookie=cookie, origin=f"http://{host}:{module_server.port}"
         )
         _, end = await c.history()
         await c.close()
@@ -297,13 +253,20 @@ def test_configured_origins_replace_the_default(start_server, make_user):
 
 @pytest.mark.parametrize(
     "name",
-    ["evil\u202etxt.exe", "zero\u200bwidth", "joiner\u200dname", "bom\ufeffroom", "\u2066isolate\u2069", "soft\u00adhyphen"],
+    [
+        "evil\u202etxt.exe",
+        "zero\u200bwidth",
+        "joiner\u200dname",
+        "bom\ufeffroom",
+        "\u2066isolate\u2069",
+        "soft\u00adhyphen",
+    ],
 )
-def test_room_names_with_invisible_or_direction_characters_are_refused(edge_server, make_user, clean_log, name):
+def test_room_names_with_invisible_or_direction_characters_are_refused(module_server, make_user, no_traceback, name):
     _, cookie = make_user()
 
     async def scenario():
-        c = await ChatClient.connect(edge_server.ws, name, cookie=cookie)
+        c = await ChatClient.connect(module_server.ws, name, cookie=cookie)
         frame = await c.recv()
         return frame, await closed_code(c)
 
@@ -313,13 +276,13 @@ def test_room_names_with_invisible_or_direction_characters_are_refused(edge_serv
     assert not Room.objects.filter(name=name).exists()
 
 
-def test_client_id_is_scoped_per_room(edge_server, make_user, clean_log):
+def test_client_id_is_scoped_per_room(module_server, make_user, no_traceback):
     _, cookie = make_user()
     first, second = new_room(), new_room()
 
     async def scenario():
-        a = await ChatClient.connect(edge_server.ws, first, cookie=cookie)
-        b = await ChatClient.connect(edge_server.ws, second, cookie=cookie)
+        a = await ChatClient.connect(module_server.ws, first, cookie=cookie)
+        b = await ChatClient.connect(module_server.ws, second, cookie=cookie)
         await a.history()
         await b.history()
         in_a = await a.post("same words", client_id="shared-key")
@@ -336,4 +299,3 @@ def test_client_id_is_scoped_per_room(edge_server, make_user, clean_log):
     assert again_b["duplicate"] is True and again_b["id"] == in_b["id"]  # within one room it still deduplicates
     events = Event.objects.filter(client_id="shared-key", stream__room__name__in=[first, second])
     assert sorted(e.stream.key for e in events) == sorted([f"room:{first}", f"room:{second}"])
-
