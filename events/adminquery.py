@@ -14,7 +14,8 @@ from django.contrib import admin
 from django.contrib.admin.exceptions import DisallowedModelAdminLookup, DisallowedModelAdminToField
 from django.contrib.admin.options import IS_FACETS_VAR, IS_POPUP_VAR, TO_FIELD_VAR, IncorrectLookupParameters
 from django.contrib.admin.views.main import ALL_VAR, ERROR_FLAG, ORDER_VAR, PAGE_VAR, SEARCH_VAR, ChangeList
-from django.db.models import Model
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import IntegerField, Model
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
@@ -93,9 +94,19 @@ class StrictChangeListAdmin[M: Model](admin.ModelAdmin[M]):
             detail = str(exc) if exc.args and isinstance(exc.args[0], str) else ""
             raise QueryRefused(detail or "The filters or the page number in this address cannot be applied.") from exc
 
+    def selection_check(self, request: HttpRequest) -> None:
+        """The rows an action is posted for must be ids (Django would raise a ValueError)."""
+        if isinstance(self.model._meta.pk, IntegerField):
+            for value in request.POST.getlist(ACTION_CHECKBOX_NAME):
+                int_clean(ACTION_CHECKBOX_NAME, value, minimum=1)
+
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         try:
+            if request.method == "POST":
+                self.selection_check(request)
             return super().changelist_view(request, extra_context)
+        except BadParam as exc:
+            return self.query_refused(request, exc.detail)
         except QueryRefused as exc:
             return self.query_refused(request, str(exc))
         except DisallowedModelAdminToField:

@@ -238,6 +238,25 @@ def test_hostile_form_fields_never_break_a_form(site, who, path, names, caplog):
     assert_no_server_error(caplog)
 
 
+ACTIONS = [
+    ("auditor", "/admin/chat/room/", ["verify_rooms", "archive_rooms"]),
+    ("staff", "/admin/blog/post/", ["publish", "delete_selected"]),
+]
+
+
+@pytest.mark.parametrize("who, path, actions", ACTIONS, ids=[f"{w}:{p}" for w, p, _ in ACTIONS])
+def test_admin_actions_refuse_hostile_selections(site, who, path, actions, caplog):
+    client = site.clients[who]
+    for action in actions:
+        for value in HOSTILE.values():
+            body = f"action={action}&_selected_action={value}&index=0"
+            response = client.post(path, body, content_type="application/x-www-form-urlencoded", secure=True)
+            assert response.status_code < 500, (path, body[:80], response.status_code)
+    refused = client.post(path, {"action": actions[0], "_selected_action": ["1", "abc"]}, secure=True)
+    assert refused.status_code == 400 and "_selected_action must be a whole number" in refused.content.decode()
+    assert_no_server_error(caplog)
+
+
 # The refusals themselves: a 400 (or the page with a message) that names the parameter.
 
 
