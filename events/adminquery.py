@@ -12,9 +12,9 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.exceptions import DisallowedModelAdminLookup, DisallowedModelAdminToField
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IS_FACETS_VAR, IS_POPUP_VAR, TO_FIELD_VAR, IncorrectLookupParameters
 from django.contrib.admin.views.main import ALL_VAR, ERROR_FLAG, ORDER_VAR, PAGE_VAR, SEARCH_VAR, ChangeList
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import IntegerField, Model
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
