@@ -9,12 +9,15 @@ tests' output: each test reads the log from where it started and finds no traceb
 import asyncio
 import json
 import uuid
+from typing import Any
 
 import pytest
 import websockets
 
 from chat.models import Room
 from events.models import Event
+from tests.conftest import session_cookie
+from tests.factories import UserFactory
 from tests.support.ws import ChatClient, refused_then_alive, sent_and_seen
 
 pytestmark = pytest.mark.e2e
@@ -26,6 +29,19 @@ def run(coro):
 
 def new_room() -> str:
     return f"edge-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def accounts(django_db_setup, django_db_blocker) -> list[tuple[Any, str]]:
+    """Two users and their session cookies, shared by the module: every test has
+    rooms of its own, and fewer users keep later tests' mailing lists short."""
+    with django_db_blocker.unblock():
+        return [(user, session_cookie(user)) for user in (UserFactory(), UserFactory())]
+
+
+@pytest.fixture
+def people(committed, accounts) -> list[tuple[Any, str]]:
+    return accounts
 
 
 async def closed_code(c: ChatClient, timeout: float = 5.0) -> int | None:
@@ -44,8 +60,8 @@ async def close_code_after(base: str, room: str, cookie: str, payload: bytes | s
     return await closed_code(c)
 
 
-def test_invalid_utf8_in_a_text_frame_is_closed_with_1007(module_server, make_user, no_traceback):
-    _, cookie = make_user()
+def test_invalid_utf8_in_a_text_frame_is_closed_with_1007(module_server, people, no_traceback):
+    _, cookie = people[0]
     room = new_room()
 
     # A text frame whose payload is not UTF-8 (a lone continuation byte, then an overlong NUL).
@@ -54,8 +70,8 @@ def test_invalid_utf8_in_a_text_frame_is_closed_with_1007(module_server, make_us
     assert Room.objects.get(name=room).stream.head == 0
 
 
-def test_a_frame_over_the_transport_limit_is_closed_cleanly(module_server, make_user, no_traceback):
-    _, cookie = make_user()
+def test_a_frame_over_the_transport_limit_is_closed_cleanly(module_server, people, no_traceback):
+    _, cookie = people[0]
     room = new_room()
 
     async def scenario():
@@ -84,9 +100,9 @@ def test_a_frame_over_the_transport_limit_is_closed_cleanly(module_server, make_
     ],
 )
 def test_non_finite_numbers_and_deep_nesting_are_refused_and_the_socket_stays_open(
-    module_server, make_user, no_traceback, frame, code, named
+    module_server, people, no_traceback, frame, code, named
 ):
-    _, cookie = make_user()
+    _, cookie = people[0]
     room = new_room()
 
     error, ack = run(refused_then_alive(module_server.ws, room, cookie=cookie, frame=frame))
@@ -114,8 +130,8 @@ def test_non_finite_numbers_and_deep_nesting_are_refused_and_the_socket_stays_op
         ({"type": 5, "message": "x"}, "'type'"),
     ],
 )
-def test_an_error_names_the_bad_field(module_server, make_user, no_traceback, frame, named):
-    _, cookie = make_user()
+def test_an_error_names_the_bad_field(module_server, people, no_traceback, frame, named):
+    _, cookie = people[0]
 
     async def scenario():
         c = await ChatClient.connect(module_server.ws, new_room(), cookie=cookie)
@@ -130,8 +146,8 @@ def test_an_error_names_the_bad_field(module_server, make_user, no_traceback, fr
     assert error["detail"].startswith(named), error["detail"]
 
 
-def test_extra_fields_are_ignored_and_never_stored(module_server, make_user, no_traceback):
-    (alice, cookie), (_, other) = make_user(), make_user()
+def test_extra_fields_are_ignored_and_never_stored(module_server, people, no_traceback):
+    (alice, cookie), (_, other) = people
     room = new_room()
 
     frame = {
@@ -165,8 +181,8 @@ def test_extra_fields_are_ignored_and_never_stored(module_server, make_user, no_
         "http://127.0.0.1:{port}/path",
     ],
 )
-def test_look_alike_origins_are_refused_at_the_handshake(module_server, make_user, no_traceback, origin):
-    _, cookie = make_user()
+def test_look_alike_origins_are_refused_at_the_handshake(module_server, people, no_traceback, origin):
+    _, cookie = people[0]
     room = new_room()
     wrong_port = module_server.port + 1 if module_server.port < 65535 else module_server.port - 1
     origin = origin.format(port=module_server.port, wrong_port=wrong_port)
@@ -191,9 +207,9 @@ def test_look_alike_origins_are_refused_at_the_handshake(module_server, make_use
     ],
     ids=["two-in-one", "port-out-of-range", "header-twice"],
 )
-def test_malformed_origin_headers_are_refused_by_the_handshake(module_server, make_user, no_traceback, headers):
+def test_malformed_origin_headers_are_refused_by_the_handshake(module_server, people, no_traceback, headers):
     """daphne's WebSocket layer (autobahn) answers 400 to an Origin it cannot parse, before the app runs."""
-    _, cookie = make_user()
+    _, cookie = people[0]
     room = new_room()
     sent = [(name, value.format(port=module_server.port)) for name, value in headers] + [("Cookie", cookie)]
 
@@ -207,8 +223,8 @@ def test_malformed_origin_headers_are_refused_by_the_handshake(module_server, ma
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "LOCALHOST"])
-def test_the_servers_own_origin_is_accepted(module_server, make_user, no_traceback, host):
-    _, cookie = make_user()
+def test_the_servers_own_origin_is_accepted(module_server, people, no_traceback, host):
+    _, cookie = people[0]
 
     async def scenario():
         c = await ChatClient.connect(
@@ -221,9 +237,9 @@ def test_the_servers_own_origin_is_accepted(module_server, make_user, no_traceba
     assert run(scenario())["type"] == "history.end"
 
 
-def test_configured_origins_replace_the_default(start_server, make_user):
+def test_configured_origins_replace_the_default(start_server, people):
     daphne = start_server(CHAT_ALLOWED_ORIGINS="https://chat.example.com,http://localhost:8080")
-    _, cookie = make_user()
+    _, cookie = people[0]
 
     async def connect(origin: str) -> int:
         try:
@@ -262,8 +278,8 @@ def test_configured_origins_replace_the_default(start_server, make_user):
         "soft\u00adhyphen",
     ],
 )
-def test_room_names_with_invisible_or_direction_characters_are_refused(module_server, make_user, no_traceback, name):
-    _, cookie = make_user()
+def test_room_names_with_invisible_or_direction_characters_are_refused(module_server, people, no_traceback, name):
+    _, cookie = people[0]
 
     async def scenario():
         c = await ChatClient.connect(module_server.ws, name, cookie=cookie)
@@ -276,8 +292,8 @@ def test_room_names_with_invisible_or_direction_characters_are_refused(module_se
     assert not Room.objects.filter(name=name).exists()
 
 
-def test_client_id_is_scoped_per_room(module_server, make_user, no_traceback):
-    _, cookie = make_user()
+def test_client_id_is_scoped_per_room(module_server, people, no_traceback):
+    _, cookie = people[0]
     first, second = new_room(), new_room()
 
     async def scenario():
