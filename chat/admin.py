@@ -121,7 +121,7 @@ class RoomAdmin(StrictChangeListAdmin[Room]):
         as_of: datetime | None = None
         error = ""
         try:
-            as_of = param_moment(request.GET, "as_of", date_only=False)
+            as_of = param_moment(request.GET, "as_of", bare_date=False)
         except BadParam as exc:
             error = exc.detail
         timeline = room_timeline(stream_id=room.stream_id, as_of=as_of)

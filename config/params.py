@@ -55,12 +55,6 @@ def text_clean(name: str, value: str, *, max_chars: int = TEXT_MAX_CHARS) -> str
     return value
 
 
-def param_text(query: QueryDict, name: str, *, max_chars: int = TEXT_MAX_CHARS) -> str:
-    """The parameter as clean text; "" when absent or blank."""
-    raw = last(query, name)
-    return "" if raw is None else text_clean(name, raw, max_chars=max_chars)
-
-
 def int_clean(name: str, value: str, *, minimum: int = 0, maximum: int = INT_MAX) -> int:
     """A decimal integer (ASCII digits, optional minus) within [minimum, maximum]."""
     digits = value.strip()
@@ -81,20 +75,19 @@ def param_int(query: QueryDict, name: str, *, minimum: int = 0, maximum: int = I
     return int_clean(name, raw, minimum=minimum, maximum=maximum)
 
 
-def moment_clean(name: str, value: str, *, end: bool = False, date_only: bool = True) -> datetime:
-    """An ISO date-time, or (when `date_only`) a date taken as its first or last
-    instant, made aware in the current time zone. Impossible dates are refused."""
+def moment_clean(name: str, value: str, *, end: bool = False, bare_date: bool = True) -> datetime:
+    """An ISO date-time, made aware in the current time zone; with `bare_date`, a
+    bare date is its first instant, or its last when `end`. Impossible dates are refused."""
     value = text_clean(name, value, max_chars=64)
-    shape = "a date (YYYY-MM-DD) or date-time" if date_only else "a date-time (YYYY-MM-DDTHH:MM[:SS])"
+    shape = "a date (YYYY-MM-DD) or date-time" if bare_date else "a date-time (YYYY-MM-DDTHH:MM[:SS])"
     try:
-        moment = parse_datetime(value)
-        day: date | None = parse_date(value) if moment is None and date_only else None
+        # A bare day first: parse_datetime would take it as midnight, and `end` means its last instant.
+        day: date | None = parse_date(value) if bare_date else None
+        moment = datetime.combine(day, time.max if end else time.min) if day else parse_datetime(value)
     except ValueError:  # well formed, but no such day or time (2024-02-30, 2024-13-45)
         raise BadParam(name, f"{name}: {echo(value)} is not a real date or time.") from None
     if moment is None:
-        if day is None:
-            raise BadParam(name, f"{name} must be {shape}, not {echo(value)}.")
-        moment = datetime.combine(day, time.max if end else time.min)
+        raise BadParam(name, f"{name} must be {shape}, not {echo(value)}.")
     try:
         if timezone.is_naive(moment):
             moment = timezone.make_aware(moment)
@@ -104,12 +97,12 @@ def moment_clean(name: str, value: str, *, end: bool = False, date_only: bool = 
     return moment
 
 
-def param_moment(query: QueryDict, name: str, *, end: bool = False, date_only: bool = True) -> datetime | None:
+def param_moment(query: QueryDict, name: str, *, end: bool = False, bare_date: bool = True) -> datetime | None:
     """The parameter as an aware date-time; None when absent or blank."""
     raw = last(query, name)
     if raw is None or not raw.strip():
         return None
-    return moment_clean(name, raw, end=end, date_only=date_only)
+    return moment_clean(name, raw, end=end, bare_date=bare_date)
 
 
 def query_clean(query: QueryDict, *, max_chars: int = TEXT_MAX_CHARS) -> None:

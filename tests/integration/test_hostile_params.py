@@ -18,6 +18,7 @@ from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.test import Client
+from django.utils import timezone
 
 from blog.models import Post
 from chat.models import Membership, Room
@@ -298,6 +299,9 @@ def test_event_admin_still_filters_with_good_parameters(site):
         secure=True,
     )
     assert good.status_code == 200 and "hello" in good.content.decode()
+    today = timezone.localdate().isoformat()  # created_to is the whole day, not its midnight
+    same_day = client.get("/admin/events/event/", {"room": site.room.name, "created_from": today, "created_to": today})
+    assert same_day.status_code == 200 and "hello" in same_day.content.decode()
     dated = client.get(
         "/admin/events/event/", {"room": site.room.name, "created_at__year": "2000", "created_at__month": "2"}
     )
