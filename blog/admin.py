@@ -4,12 +4,14 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from events.adminquery import StrictChangeListAdmin
+
 from .models import Post
 from .services import AlreadyPublished, post_publish
 
 
 @admin.register(Post)
-class PostAdmin(admin.ModelAdmin[Post]):
+class PostAdmin(StrictChangeListAdmin[Post]):
     list_display = ["title", "author", "created_at", "published_at"]
     list_filter = ["published_at"]
     search_fields = ["title", "body"]

@@ -13,10 +13,11 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 
+from config.params import BadParam, param_moment
 from events.admin import is_auditor
+from events.adminquery import StrictChangeListAdmin
 from events.verify import stream_verify
 
 from .history import room_archive, room_timeline
@@ -34,7 +35,7 @@ class MembershipInline(admin.TabularInline[Membership, Room]):
 
 
 @admin.register(Room)
-class RoomAdmin(admin.ModelAdmin[Room]):
+class RoomAdmin(StrictChangeListAdmin[Room]):
     list_display = ["name", "is_private", "is_archived", "head", "created_at", "audit_links"]
     list_filter = ["is_private", "is_archived"]
     search_fields = ["name"]
@@ -117,15 +118,12 @@ class RoomAdmin(admin.ModelAdmin[Room]):
         if not is_auditor(request):
             return HttpResponseForbidden("The timeline needs the events.view_event permission.")
         room = get_object_or_404(Room.objects.select_related("stream"), pk=room_id)
-        raw = request.GET.get("as_of", "").strip()
         as_of: datetime | None = None
         error = ""
-        if raw:
-            as_of = parse_datetime(raw)
-            if as_of is None:
-                error = f"{raw!r} is not a date-time (YYYY-MM-DDTHH:MM[:SS])."
-            elif timezone.is_naive(as_of):
-                as_of = timezone.make_aware(as_of)
+        try:
+            as_of = param_moment(request.GET, "as_of", bare_date=False)
+        except BadParam as exc:
+            error = exc.detail
         timeline = room_timeline(stream_id=room.stream_id, as_of=as_of)
         entries = timeline.entries[-TIMELINE_MAX:]
         context = {
@@ -134,7 +132,7 @@ class RoomAdmin(admin.ModelAdmin[Room]):
             "opts": self.model._meta,
             "room": room,
             "as_of": as_of,
-            "as_of_value": raw if error else (timezone.localtime(as_of).strftime("%Y-%m-%dT%H:%M:%S") if as_of else ""),
+            "as_of_value": timezone.localtime(as_of).strftime("%Y-%m-%dT%H:%M:%S") if as_of else "",
             "error": error,
             "entries": entries,
             "hidden": len(timeline.entries) - len(entries),
@@ -142,7 +140,7 @@ class RoomAdmin(admin.ModelAdmin[Room]):
             "others": timeline.others[-50:],
             "log_url": log_url(room),
         }
-        return TemplateResponse(request, "admin/chat/room/timeline.html", context)
+        return TemplateResponse(request, "admin/chat/room/timeline.html", context, status=400 if error else 200)
 
 
 def log_url(room: Room) -> str:

@@ -23,11 +23,21 @@ interface does not offer:
 
 Under another ASGI server `connection_of` returns None and the consumer uses
 the plain ASGI send.
+
+And one thing at start-up, `daphne_close_cleanly`: autobahn fails a connection
+on a protocol error (invalid UTF-8 in a text frame, a message over daphne's
+1 MiB limit) by dropping the TCP connection (its `failByDrop` option, on by
+default): the client sees 1006 and cannot tell why. With the option off it sends
+the close frame RFC 6455 names first (1007 invalid payload, 1009 message too
+big). daphne's command line does not expose the option, so config.asgi installs
+a factory with it off before daphne builds its own.
 """
 
 from typing import Any
 
+import daphne.server
 from autobahn.websocket import protocol as autobahn_protocol
+from daphne.ws_protocol import WebSocketFactory
 
 
 def connection_of(send: Any) -> Any:
@@ -85,3 +95,15 @@ def share_protocol_options(connection: Any) -> None:
 
 def _unformatted(obj: object) -> str:
     return ""
+
+
+class CleanCloseFactory(WebSocketFactory):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # daphne sets its own options (ping, sizes) after this and leaves this one alone.
+        self.setProtocolOptions(failByDrop=False)
+
+
+def daphne_close_cleanly() -> None:
+    """Make daphne's server build CleanCloseFactory; call before daphne starts serving."""
+    daphne.server.WebSocketFactory = CleanCloseFactory

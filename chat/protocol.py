@@ -5,6 +5,7 @@ code PROTOCOL.md gives for it. Nothing here touches the database.
 """
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -48,6 +49,58 @@ class JoinParams:
     history: int
 
 
+class _NotANumber(ValueError):
+    """A number JSON does not have; the message names it."""
+
+
+def _no_constant(name: str) -> float:
+    raise _NotANumber(f"{name} is not a JSON number.")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NotANumber(f"{text} is out of the range of numbers.")
+    return number
+
+
+# Strict JSON: Python's parser takes NaN and Infinity, and turns 1e999 into inf.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+# No frame of this protocol nests deeper than 2; refuse deep ones at a fixed
+# depth rather than wherever the parser's C recursion limit happens to be.
+MAX_DEPTH = 32
+
+
+def _depth_over(value: object, limit: int) -> bool:
+    """Whether containers nest deeper than `limit` (iterative: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _json(text_data: str) -> object:
+    too_deep = ChatError("invalid_json", f"The frame is nested more than {MAX_DEPTH} levels deep.")
+    try:
+        value = _DECODER.decode(text_data)
+    except RecursionError:
+        raise too_deep from None
+    except _NotANumber as exc:
+        raise ChatError("invalid_json", f"The frame is not valid JSON: {exc}") from None
+    except ValueError:
+        raise ChatError("invalid_json", "The frame is not valid JSON.") from None
+    # Counting brackets is cheap; only a frame with that many containers is walked.
+    if text_data.count("[") + text_data.count("{") > MAX_DEPTH and _depth_over(value, MAX_DEPTH):
+        raise too_deep
+    return value
+
+
 def parse_frame(text_data: str | None, bytes_data: bytes | None) -> Post | Read | Edit | Redact:
     max_bytes = settings.CHAT_FRAME_MAX_BYTES
     if text_data is None:
@@ -55,10 +108,7 @@ def parse_frame(text_data: str | None, bytes_data: bytes | None) -> Post | Read 
     # A str of n characters encodes to at most 4n bytes: skip the encode when it can't matter.
     if len(text_data) * 4 > max_bytes and len(text_data.encode("utf-8", "surrogatepass")) > max_bytes:
         raise ChatError("too_large", f"The frame is larger than {max_bytes} bytes.")
-    try:
-        frame = json.loads(text_data)
-    except ValueError:
-        raise ChatError("invalid_json", "The frame is not valid JSON.") from None
+    frame = _json(text_data)
     if not isinstance(frame, dict):
         raise ChatError("invalid_json", "The frame must be a JSON object.")
     client_id = _client_id(frame)
@@ -82,7 +132,7 @@ def parse_frame(text_data: str | None, bytes_data: bytes | None) -> Post | Read 
             raise ChatError("invalid_message", "'seq' must be a non-negative integer.", client_id=client_id)
         return Read(seq=seq)
     raise ChatError(
-        "unknown_type", f"The server does not handle frames of type {str(kind)[:64]!r}.", client_id=client_id
+        "unknown_type", f"'type' {str(kind)[:64]!r} is not a frame type the server handles.", client_id=client_id
     )
 
 

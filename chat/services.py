@@ -63,8 +63,16 @@ class Posted:
 
 
 def room_name_normalize(raw: str) -> str:
-    """NFC-normalise a room name and check it: 1–64 letters, digits, `_` or `-`."""
+    """NFC-normalise a room name and check it: 1–64 letters, digits, `_` or `-`.
+    Invisible and direction-changing characters (Unicode format characters, such
+    as U+202E or U+200B) are refused by name: they make one room look like another."""
     name = unicodedata.normalize("NFC", raw)
+    hidden = next((ch for ch in name[:65] if unicodedata.category(ch) == "Cf"), None)
+    if hidden is not None:
+        raise ChatError(
+            "invalid_request",
+            f"A room name may not contain invisible or direction-changing characters (U+{ord(hidden):04X}).",
+        )
     if not _ROOM_NAME.fullmatch(name):
         raise ChatError(
             "invalid_request",

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 
+from config.params import BadParam, param_int
 from events.selectors import events_before
 
 from .errors import ChatError
@@ -16,22 +17,15 @@ def _error(exc: ChatError) -> JsonResponse:
     return JsonResponse({"error": exc.code, "detail": exc.detail}, status=_STATUS.get(exc.code, 400))
 
 
-def _int_param(request: HttpRequest, name: str) -> int | None:
-    raw = request.GET.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        raise ChatError("invalid_request", f"'{name}' must be a non-negative integer.")
-    return int(raw)
-
-
 def room_events(request: HttpRequest, room: str) -> JsonResponse:
     """GET /api/rooms/<room>/events?before=SEQ&limit=N: a page of older events,
     oldest first within the page; pages move from newest to oldest."""
     try:
-        before = _int_param(request, "before")
-        limit = _int_param(request, "limit")
+        before = param_int(request.GET, "before")
+        limit = param_int(request.GET, "limit")
         found = room_readable(user=request.user, name=room)
+    except BadParam as exc:
+        return _error(ChatError("invalid_request", exc.detail))
     except ChatError as exc:
         return _error(exc)
     limit = settings.CHAT_HISTORY_LIMIT if limit is None else max(1, min(limit, settings.CHAT_HISTORY_MAX))

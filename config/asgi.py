@@ -9,14 +9,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chat.connection import daphne_close_cleanly  # noqa: E402
+from chat.origin import OriginValidator  # noqa: E402
 from chat.routing import socket_application  # noqa: E402
+
+daphne_close_cleanly()  # close code 1007 / 1009 on protocol errors instead of a dropped connection
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(socket_application),
+        "websocket": OriginValidator(socket_application),
     }
 )
 

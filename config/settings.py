@@ -29,6 +29,8 @@ if not SECRET_KEY.strip():  # e.g. deploy/chat.env.example copied without fillin
     raise ImproperlyConfigured("DJANGO_SECRET_KEY is empty; set it to a long random string (see README, Deployment).")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# WebSocket Origins (scheme://host[:port]); empty: ALLOWED_HOSTS on the port the client reached (chat/origin.py).
+CHAT_ALLOWED_ORIGINS = env.list("CHAT_ALLOWED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "daphne",

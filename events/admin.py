@@ -7,11 +7,10 @@ author into a select, no facet counts, and the paginator estimates the size of
 an unfiltered list from pg_class instead of COUNT(*) and caps filtered counts.
 """
 
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.core.handlers.asgi import ASGIRequest
@@ -21,10 +20,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.functional import cached_property
 
+from config.params import BadParam, echo, moment_clean, text_clean
+
 from . import schemas
+from .adminquery import QueryRefused, StrictChangeListAdmin
 from .export import CONTENT_TYPES, export_chunks, export_chunks_async
 from .models import Event, Stream
 
@@ -59,8 +60,8 @@ class EstimatedCountPaginator(Paginator):
         return len(qs)
 
 
-class AuditAdmin(admin.ModelAdmin[Any]):
-    """Read-only, and visible only to auditors."""
+class AuditAdmin(StrictChangeListAdmin[Any]):
+    """Read-only, and visible only to auditors; lists take only their own filters."""
 
     actions = None  # no actions at all: not even the bulk "delete selected"
 
@@ -89,7 +90,7 @@ class InputFilter(admin.ListFilter):
     def __init__(self, request: HttpRequest, params: dict[str, Any], model: Any, model_admin: Any) -> None:
         super().__init__(request, params, model, model_admin)
         raw = params.pop(self.parameter_name, None)
-        self.value = (raw[-1] if isinstance(raw, list) else raw or "").strip()
+        self.value = text_clean(self.parameter_name, raw[-1] if isinstance(raw, list) else raw or "")
 
     def has_output(self) -> bool:
         return True
@@ -150,6 +151,8 @@ class TypeFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Event]) -> QuerySet[Event]:
         value = self.value()
+        if value and value not in schemas._registry:
+            raise BadParam("type", f"type must be one of the event types offered in the filter, not {echo(value)}.")
         return queryset.filter(type=value) if value else queryset
 
 
@@ -163,11 +166,13 @@ class DateRangeFilter(admin.ListFilter):
     def __init__(self, request: HttpRequest, params: dict[str, Any], model: Any, model_admin: Any) -> None:
         super().__init__(request, params, model, model_admin)
         self.values: dict[str, str] = {}
+        self.moments: dict[str, datetime] = {}
         for name in self.names:
             raw = params.pop(name, None)
-            value = (raw[-1] if isinstance(raw, list) else raw or "").strip()
+            value = text_clean(name, raw[-1] if isinstance(raw, list) else raw or "", max_chars=64)
             if value:
                 self.values[name] = value
+                self.moments[name] = moment_clean(name, value, end=name == "created_to")
 
     def has_output(self) -> bool:
         return True
@@ -184,24 +189,11 @@ class DateRangeFilter(admin.ListFilter):
         }
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Event]) -> QuerySet[Event]:
-        if "created_from" in self.values:
-            queryset = queryset.filter(created_at__gte=_moment(self.values["created_from"], end=False))
-        if "created_to" in self.values:
-            queryset = queryset.filter(created_at__lte=_moment(self.values["created_to"], end=True))
+        if "created_from" in self.moments:
+            queryset = queryset.filter(created_at__gte=self.moments["created_from"])
+        if "created_to" in self.moments:
+            queryset = queryset.filter(created_at__lte=self.moments["created_to"])
         return queryset
-
-
-def _moment(value: str, *, end: bool) -> datetime:
-    """An ISO date-time, or a date (its first or last instant), in the current time zone."""
-    moment = parse_datetime(value)
-    if moment is None:
-        day = parse_date(value)
-        if day is None:
-            raise IncorrectLookupParameters(f"{value!r} is not a date (YYYY-MM-DD) or date-time.")
-        moment = datetime.combine(day, time.max if end else time.min)
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
-    return moment
 
 
 @admin.register(Event)
@@ -266,11 +258,10 @@ class EventAdmin(AuditAdmin):
     def export_view(self, request: HttpRequest, fmt: str) -> HttpResponseBase:
         if not self.has_view_permission(request):
             return HttpResponse("Forbidden", status=403)
-        qs = Event.objects.none()
         try:
             qs = self.filtered_queryset(request)
-        except IncorrectLookupParameters:
-            return HttpResponse("Invalid filter.", status=400)
+        except QueryRefused as exc:
+            return HttpResponse(f"Invalid filter: {exc}", status=400, content_type="text/plain; charset=utf-8")
         chunks = export_chunks(qs, fmt)
         content = export_chunks_async(chunks) if isinstance(request, ASGIRequest) else chunks
         response = StreamingHttpResponse(content, content_type=CONTENT_TYPES[fmt])

@@ -14,7 +14,7 @@ from django.db import connection
 from django.test import Client
 
 from tests.factories import UserFactory
-from tests.support.servers import Daphne, server_env
+from tests.support.servers import Daphne, server_env, serving
 
 
 @pytest.fixture(scope="session")
@@ -71,9 +71,24 @@ def db_settings(django_db_setup) -> dict:
 @pytest.fixture(scope="session")
 def server(db_settings) -> Iterator[Daphne]:
     """One real daphne for the session (rate limit lifted; tests that need it start their own)."""
-    daphne = Daphne(env=server_env(db_settings)).start()
-    yield daphne
-    daphne.stop()
+    with serving(server_env(db_settings)) as daphne:
+        yield daphne
+
+
+@pytest.fixture(scope="module")
+def module_server(db_settings) -> Iterator[Daphne]:
+    """A daphne for one test module alone, so its log holds only that module's output."""
+    with serving(server_env(db_settings)) as daphne:
+        yield daphne
+
+
+@pytest.fixture
+def no_traceback(module_server) -> Iterator[None]:
+    """After the test, module_server logged no traceback and no error while it ran."""
+    start = module_server.log_size()
+    yield
+    written = module_server.log_since(start)
+    assert "Traceback" not in written and " ERROR " not in written, written[-3000:]
 
 
 @pytest.fixture

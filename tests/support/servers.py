@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +87,16 @@ class Daphne:
         wait_port(self.port, self.proc)
         return self
 
+    def log_size(self) -> int:
+        return self.log.stat().st_size if self.log else 0
+
+    def log_since(self, offset: int) -> str:
+        """What this process logged after `offset` (from log_size())."""
+        assert self.log is not None
+        with open(self.log, "rb") as f:
+            f.seek(offset)
+            return f.read().decode("utf-8", "replace")
+
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""
         if self.proc and self.proc.poll() is None:
@@ -98,6 +110,16 @@ class Daphne:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[Daphne]:
+    """A started daphne, stopped on exit."""
+    daphne = Daphne(env=env).start()
+    try:
+        yield daphne
+    finally:
+        daphne.stop()
 
 
 def server_env(db: dict, **overrides: str) -> dict[str, str]:

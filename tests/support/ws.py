@@ -96,3 +96,32 @@ class ChatClient:
     @property
     def close_code(self) -> int | None:
         return self.ws.close_code
+
+
+async def refused_then_alive(base: str, room: str, *, cookie: str, frame: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """On a fresh socket: the error a bad frame gets, then the reply to a good
+    message sent after it (an ack when the socket stayed open and usable)."""
+    c = await ChatClient.connect(base, room, cookie=cookie)
+    await c.history()
+    await c.send(frame)
+    error = await c.until("error")
+    ack = await c.post("still alive")
+    await c.close()
+    return error, ack
+
+
+async def sent_and_seen(
+    base: str, room: str, *, sender: str, watcher: str, frame: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two sockets in a room (cookies `sender` and `watcher`): the sender's ack
+    for `frame`, and the event frame the watcher received for it."""
+    a = await ChatClient.connect(base, room, cookie=sender)
+    b = await ChatClient.connect(base, room, cookie=watcher)
+    await a.history()
+    await b.history()
+    await a.send(frame)
+    ack = await a.until("ack")
+    seen = (await b.events(1))[0]
+    await a.close()
+    await b.close()
+    return ack, seen

@@ -10,7 +10,7 @@ import websockets
 from chat.models import Room
 from chat.services import room_join
 from tests.support.ratewindow import afresh_window, window_of
-from tests.support.ws import ChatClient
+from tests.support.ws import ChatClient, refused_then_alive, sent_and_seen
 
 pytestmark = pytest.mark.e2e
 
@@ -32,19 +32,8 @@ def test_seed_client_plain_message_is_broadcast_and_acked(server, make_user):
     (alice, a_cookie), (_, b_cookie) = make_user(), make_user()
     room = new_room()
 
-    async def scenario():
-        a = await ChatClient.connect(server.ws, room, cookie=a_cookie)
-        b = await ChatClient.connect(server.ws, room, cookie=b_cookie)
-        await a.history()
-        await b.history()
-        await a.send({"message": "hello from the seed"})
-        ack = await a.until("ack")
-        seen = (await b.events(1))[0]
-        await a.close()
-        await b.close()
-        return ack, seen
-
-    ack, seen = run(scenario())
+    frame = {"message": "hello from the seed"}
+    ack, seen = run(sent_and_seen(server.ws, room, sender=a_cookie, watcher=b_cookie, frame=frame))
     assert ack["client_id"] is None and ack["seq"] == 1 and ack["duplicate"] is False
     assert seen["username"] == alice.username and seen["message"] == "hello from the seed"
     assert seen["seq"] == 1 and seen["replay"] is False and seen["room"] == room
@@ -86,17 +75,7 @@ def test_unicode_room_name_is_nfc_normalised(server, make_user):
 def test_bad_frames_get_an_error_keep_the_socket_and_write_nothing(server, make_user, frame, code, says):
     _, cookie = make_user()
     room = new_room()
-
-    async def scenario():
-        c = await ChatClient.connect(server.ws, room, cookie=cookie)
-        await c.history()
-        await c.send(frame)
-        error = await c.until("error")
-        ack = await c.post("still alive")
-        await c.close()
-        return error, ack
-
-    error, ack = run(scenario())
+    error, ack = run(refused_then_alive(server.ws, room, cookie=cookie, frame=frame))
     assert error["type"] == "error" and error["code"] == code
     assert says in error["detail"]  # the sentence says what is wrong
     assert ack["type"] == "ack" and ack["seq"] == 1  # the bad frame consumed no seq

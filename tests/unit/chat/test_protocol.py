@@ -100,3 +100,34 @@ def test_join_refuses_malformed_values(query):
     with pytest.raises(ChatError) as info:
         parse_join(query)
     assert info.value.code == "invalid_request" and info.value.close_code == 4400
+
+
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ('{"message": NaN}', "NaN is not a JSON number"),
+        ('{"message": "x", "n": Infinity}', "Infinity is not a JSON number"),
+        ('{"message": "x", "n": -Infinity}', "-Infinity is not a JSON number"),
+        ('{"message": "x", "n": 1e999}', "1e999 is out of the range of numbers"),
+        ('{"message": "x", "n": -1e999}', "-1e999 is out of the range of numbers"),
+        ("[" * 10_000 + "]" * 10_000, "nested more than 32 levels"),
+        ('{"message": "x", "a": ' + "[" * 32 + "]" * 32 + "}", "nested more than 32 levels"),
+        ('{"message": "x", "a": ' + '{"b":' * 32 + "1" + "}" * 32 + "}", "nested more than 32 levels"),
+    ],
+)
+def test_non_finite_numbers_and_deep_nesting_are_invalid_json(text, named):
+    with pytest.raises(ChatError) as info:
+        parse_frame(text, None)
+    assert info.value.code == "invalid_json" and named in info.value.detail
+
+
+def test_nesting_up_to_the_limit_and_brackets_in_text_pass():
+    nested = '{"message": "x", "a": ' + "[" * 31 + "]" * 31 + "}"
+    assert parse_frame(nested, None) == Post(text="x", client_id=None)
+    brackets = json.dumps({"message": "[{" * 100})
+    assert parse_frame(brackets, None) == Post(text="[{" * 100, client_id=None)
+
+
+def test_finite_floats_and_extra_fields_pass():
+    frame = '{"message": "hi", "client_id": "k", "score": 1.5e10, "extra": {"a": [1, 2]}}'
+    assert parse_frame(frame, None) == Post(text="hi", client_id="k")

@@ -28,3 +28,20 @@ def test_rate_spec():
     assert parse_rate("5/1s") == (5, 1.0)
     with pytest.raises(ValueError):
         parse_rate("0/10s")
+
+
+@pytest.mark.parametrize(
+    "name, shown",
+    [
+        ("evil\u202etxt", "U+202E"),
+        ("zero\u200bwidth", "U+200B"),
+        ("join\u200der", "U+200D"),
+        ("\ufeffbom", "U+FEFF"),
+        ("soft\u00adhyphen", "U+00AD"),
+    ],
+)
+def test_invisible_and_direction_characters_are_refused_by_name(name, shown):
+    with pytest.raises(ChatError) as info:
+        room_name_normalize(name)
+    assert info.value.code == "invalid_request"
+    assert "invisible or direction-changing" in info.value.detail and shown in info.value.detail
