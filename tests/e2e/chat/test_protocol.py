@@ -67,7 +67,7 @@ def test_unicode_room_name_is_nfc_normalised(server, make_user):
         ('{"message": "lone \\ud800 surrogate"}', "invalid_message", "lone surrogate"),
         (json.dumps({"message": "x" * 4001}), "invalid_message", "the limit is 4000"),
         (json.dumps({"message": "ok", "client_id": 7}), "invalid_message", "'client_id' must be a string"),
-        (json.dumps({"type": "chat.dance", "message": "x"}), "unknown_type", "type 'chat.dance'"),
+        (json.dumps({"type": "chat.dance", "message": "x"}), "unknown_type", "'type' 'chat.dance' is not"),
         (json.dumps({"message": "y" * 70000}), "too_large", "larger than 65536 bytes"),
         (b"\x00\x01binary", "too_large", "Binary frames are not accepted"),
     ],
