@@ -25,6 +25,7 @@ from django.db import DatabaseError
 from redis.exceptions import RedisError
 
 from config import metrics
+from config.logs import log_bind
 
 from . import protocol, ratelimit
 from .connection import connection_of, queued_bytes, release_handshake, share_protocol_options
@@ -100,6 +101,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 replay = await joins().replay.submit((access, params.since, params.history))
         except ChatError as exc:
             await self.leave_hub()
+            if exc.user_id is not None:
+                log_bind(user_id=exc.user_id)
             await self.refuse(exc)
             return
         except Overloaded:

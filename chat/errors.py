@@ -5,13 +5,23 @@ CLOSE_CODES = {"unauthenticated": 4401, "forbidden": 4403, "invalid_request": 44
 
 
 class ChatError(Exception):
-    def __init__(self, code: str, detail: str, *, client_id: str | None = None, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        client_id: str | None = None,
+        retry_after: int | None = None,
+        user_id: int | None = None,
+    ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.client_id = client_id
         # Seconds the client should wait (with jitter) before it tries again.
         self.retry_after = retry_after
+        # Whom it refused, when known (for the log; never sent).
+        self.user_id = user_id
 
     @property
     def close_code(self) -> int | None:

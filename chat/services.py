@@ -121,7 +121,7 @@ def rooms_join(*, requests: list[tuple[AbstractBaseUser | AnonymousUser, str]]) 
     for i, (user, name) in wanted.items():
         room = rooms[name]
         if room.is_private and (room.pk, user.pk) not in members:
-            results[i] = ChatError("forbidden", "This room is private and you are not a member.")
+            results[i] = ChatError("forbidden", "This room is private and you are not a member.", user_id=user.pk)
             continue
         if not room.is_private:
             joined.add((room.pk, user.pk))
