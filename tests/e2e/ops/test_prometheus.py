@@ -120,8 +120,9 @@ def test_prometheus_scrapes_web_and_worker_and_loads_the_alert_rules(
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "web-metrics"),
         METRICS_TOKEN=TOKEN,
         CHAT_RATE_LIMIT="11/60s",
-        # Loses every 7th broadcast, so the gap fills have something to do.
+        # Loses the broadcast of seq 7, so the gap fills have something to do.
         CHAT_CHANNEL_LAYER="tests.support.lossy_layer.LossyLayer",
+        LOSSY_DROP_SEQS="7",
     )
     worker_port = free_port()
     worker = Worker(
