@@ -8,9 +8,14 @@ A socket costs one task and one small object: it has no channel-layer channel
 of its own (room broadcasts reach it through the process's hub, chat.hub), no
 background task, and its handshake's queries are shared with the sockets
 joining at the same moment (chat.joins).
+
+Its rights are those read at the join (a chat.revocation Grant) until they go:
+the process's chat.guard then closes it (`revoke`), and each post first checks
+the Grant's proof in Redis, in the rate limit's round trip (chat.ratelimit).
 """
 
 import asyncio
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -27,10 +32,12 @@ from redis.exceptions import RedisError
 from . import protocol, ratelimit
 from .connection import connection_of, queued_bytes, release_handshake
 from .errors import ChatError
+from .guard import guard
 from .history import message_edit, message_redact
 from .hub import hub
 from .joins import joins
 from .presence import presence
+from .revocation import NO_LONGER_SIGNED_IN, NOT_MEMBER, Grant
 from .services import RoomAccess, message_post, read_mark, room_frames
 from .threads import Overloaded, db
 
@@ -52,6 +59,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     connection: Any = None
     counted: bool = False
     closing: bool = False
+    # What the join allowed, while chat.guard has this socket indexed.
+    grant: Grant | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Channels' consumer loop without its per-socket channel and its second
@@ -79,12 +88,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             params = protocol.parse_join(self.scope.get("query_string", b""))
             raw_name = self.scope["url_route"]["kwargs"]["room"].removesuffix("/")
-            access = await joins().access.submit((self.scope.get("session_key"), raw_name))
+            access = (await self.admitted(raw_name)).access
             # Join the room's broadcasts before reading the replay: an event committed
             # in between arrives live and is either sent or dropped by seq, never lost.
             self.early = []
             await room_hub.join(self.channel_layer, self, access)
             self.hub_access = access
+            if self.closing:  # revoked meanwhile (chat.guard)
+                return
             replay = await joins().replay.submit((access, params.since, params.history))
         except ChatError as exc:
             await self.leave_hub()
@@ -104,6 +115,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         self.last_sent = replay.last_seq
+        if self.closing:
+            return
         await self.send_json(
             {
                 "type": "history.end",
@@ -123,6 +136,44 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if present is not None:
             self.push(present)
 
+    async def admitted(self, raw_name: str) -> Grant:
+        """Read this socket's rights and enter the process's revocation index; read
+        again if a revocation heard meanwhile may concern them."""
+        process_guard = guard()
+        await process_guard.subscribe(self.channel_layer)
+        loop = asyncio.get_running_loop()
+        while True:
+            since = loop.time()
+            grant = await joins().access.submit((self.scope.get("session_key"), raw_name))
+            if process_guard.admit(self, grant, since=since):
+                return grant
+
+    async def regrant(self) -> Grant:
+        """Rights read again (chat.guard, at the session's expiry): a Grant, or ChatError."""
+        assert self.grant is not None
+        return await joins().access.submit((self.scope.get("session_key"), self.grant.access.name))
+
+    def revoke(self, error: ChatError) -> None:
+        """The rights are gone (chat.guard): nothing more is taken or sent but an
+        error frame, then the close (4401 or 4403)."""
+        if self.closing:
+            return
+        self.closing = True
+        task = asyncio.create_task(self._revoked(error))
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+
+    async def _revoked(self, error: ChatError) -> None:
+        room = self.grant.access if self.grant is not None else None
+        logger.info(
+            "closing a socket whose rights went room=%s user=%s code=%s",
+            room and room.name,
+            room and room.user_id,
+            error.code,
+        )
+        await self.leave_room()
+        await self.refuse(error)
+
     async def disconnect(self, code: int) -> None:
         await self.leave_room()
         if self.counted:
@@ -136,6 +187,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.leave_hub()
 
     async def leave_hub(self) -> None:
+        guard().discard(self)
         if self.hub_access is not None:
             access, self.hub_access = self.hub_access, None
             await hub().leave(self, access)
@@ -152,7 +204,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         access = self.access
-        if access is None:
+        if access is None or self.closing:
             return
         command: protocol.Post | protocol.Read | protocol.Edit | protocol.Redact | None = None
         try:
@@ -160,7 +212,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if isinstance(command, protocol.Read):
                 await db(read_mark)(access=access, seq=command.seq)
                 return
-            if not await ratelimit.allow(access.user_id):
+            verdict = await self.post_verdict(access)
+            if verdict in ("unauthenticated", "forbidden"):
+                detail = NO_LONGER_SIGNED_IN if verdict == "unauthenticated" else NOT_MEMBER
+                self.revoke(ChatError(verdict, detail, client_id=command.client_id))
+                return
+            if verdict == "private":
+                # The room became private since the join: from now on message_post
+                # checks the membership, and the proof checks its revocation.
+                self.access = access = dataclasses.replace(access, is_private=True)
+            if verdict == "rate_limited":
                 raise ChatError(
                     "rate_limited",
                     "You are sending messages too fast; wait a moment and resend with the same client_id.",
@@ -200,6 +261,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "id": posted.id,
                 "duplicate": posted.duplicate,
             }
+        )
+
+    async def post_verdict(self, access: RoomAccess) -> str:
+        """The rate limit and the proof that this socket's rights were not revoked, in one Redis call."""
+        grant = self.grant
+        if grant is None:
+            return "ok" if await ratelimit.allow(access.user_id) else "rate_limited"
+        return await ratelimit.post_verdict(
+            access.user_id, keys=grant.keys(), proof=grant.proof, private=access.is_private
         )
 
     async def broadcast(self, access: RoomAccess, seq: int, frame: str) -> None:

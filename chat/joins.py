@@ -12,18 +12,11 @@ import weakref
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser
 
-from .auth import session_users
 from .errors import ChatError
-from .services import Replay, RoomAccess, rooms_join, rooms_replay
+from .revocation import Grant, sockets_grant
+from .services import Replay, RoomAccess, rooms_replay
 from .threads import Batcher
-
-
-def sockets_join(requests: list[tuple[str | None, str]]) -> list[RoomAccess | ChatError]:
-    """(session key, room name) of each socket -> its RoomAccess, or the refusal."""
-    users = session_users(keys=[key for key, _ in requests if key])
-    return rooms_join(requests=[(users.get(key or "") or AnonymousUser(), name) for key, name in requests])
 
 
 def sockets_replay(requests: list[tuple[RoomAccess, int | None, int]]) -> list[Replay | ChatError]:
@@ -32,7 +25,8 @@ def sockets_replay(requests: list[tuple[RoomAccess, int | None, int]]) -> list[R
 
 @dataclass
 class Joins:
-    access: Batcher[tuple[str | None, str], RoomAccess]
+    # (session key, room name) -> what the socket may do, and the proof it still may (chat.revocation).
+    access: Batcher[tuple[str | None, str], Grant]
     replay: Batcher[tuple[RoomAccess, int | None, int], Replay]
 
 
@@ -46,6 +40,6 @@ def joins() -> Joins:
     if found is None:
         backlog = settings.CHAT_JOIN_BACKLOG
         found = _joins[loop] = Joins(
-            access=Batcher(sockets_join, backlog=backlog), replay=Batcher(sockets_replay, backlog=backlog)
+            access=Batcher(sockets_grant, backlog=backlog), replay=Batcher(sockets_replay, backlog=backlog)
         )
     return found
