@@ -28,7 +28,9 @@ def _logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 
 
 def _session_deleted(sender: Any, instance: Session, **kwargs: Any) -> None:
-    revocation.session_revoke(session_key=instance.session_key)
+    # An expired row (clearsessions) has no socket left: each closed at its expiry.
+    if instance.expire_date > timezone.now():
+        revocation.session_revoke(session_key=instance.session_key)
 
 
 def _session_saved(sender: Any, instance: Session, **kwargs: Any) -> None:
@@ -39,7 +41,7 @@ def _session_saved(sender: Any, instance: Session, **kwargs: Any) -> None:
 def _user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
     proof = revocation.user_proof(instance)
     # set_password() keeps the new raw password in `_password` until save() returns.
-    if getattr(instance, "_password", None) is not None or proof == revocation.INACTIVE:
+    if not created and (getattr(instance, "_password", None) is not None or proof == revocation.INACTIVE):
         revocation.user_revoke(user_id=instance.pk, proof=proof)
     else:
         revocation.user_proof_record(user_id=instance.pk, proof=proof)
