@@ -117,72 +117,60 @@ def test_signing_out_closes_that_sessions_sockets_only(server, make_user):
     run(scenario())
 
 
-def test_a_session_deleted_by_an_admin_closes_its_socket(server, make_user):
-    (_, a_cookie), (_, b_cookie) = make_user(), make_user()
+def revoked_beside_another_user(server, cookie: str, other_cookie: str, trigger, code: int) -> list[dict[str, Any]]:
+    """A socket of `cookie` and one of another user in a new room; the trigger closes
+    the first (as `revoked_within_deadline` checks) and the other still posts."""
     room = new_room()
-
-    async def scenario():
-        a = await joined(server, room, a_cookie)
-        b = await joined(server, room, b_cookie)
-        # The admin's delete action deletes a queryset of rows.
-        await revoked_within_deadline(a, lambda: Session.objects.filter(session_key=key_of(a_cookie)).delete(), 4401)
-        await still_served(b, room)
-        await b.close()
-
-    run(scenario())
-
-
-def test_a_session_saved_with_a_past_expiry_closes_its_socket(server, make_user):
-    _, cookie = make_user()
-    room = new_room()
-
-    def expire() -> None:
-        session = Session.objects.get(session_key=key_of(cookie))
-        session.expire_date = timezone.now() - timedelta(seconds=1)
-        session.save()
 
     async def scenario():
         a = await joined(server, room, cookie)
-        await revoked_within_deadline(a, expire, 4401)
+        b = await joined(server, room, other_cookie)
+        frames = await revoked_within_deadline(a, trigger, code)
+        await still_served(b, room)
+        await b.close()
+        return frames
 
-    run(scenario())
+    return run(scenario())
+
+
+def test_a_session_deleted_by_an_admin_closes_its_socket(server, make_user):
+    (_, a_cookie), (_, b_cookie) = make_user(), make_user()
+    # The admin's delete action deletes a queryset of rows.
+    revoked_beside_another_user(
+        server, a_cookie, b_cookie, lambda: Session.objects.filter(session_key=key_of(a_cookie)).delete(), 4401
+    )
+
+
+def test_a_session_saved_with_a_past_expiry_closes_its_socket(server, make_user):
+    (_, a_cookie), (_, b_cookie) = make_user(), make_user()
+
+    def expire() -> None:
+        session = Session.objects.get(session_key=key_of(a_cookie))
+        session.expire_date = timezone.now() - timedelta(seconds=1)
+        session.save()
+
+    revoked_beside_another_user(server, a_cookie, b_cookie, expire, 4401)
 
 
 def test_a_password_change_closes_the_users_sockets_and_no_one_elses(server, make_user):
     (alice, a_cookie), (_, b_cookie) = make_user(), make_user()
-    room = new_room()
 
     def change_password() -> None:
         alice.set_password("a-brand-new-password-7")
         alice.save()
 
-    async def scenario():
-        a = await joined(server, room, a_cookie)
-        b = await joined(server, room, b_cookie)
-        frames = await revoked_within_deadline(a, change_password, 4401)
-        assert "password" in frames[-1]["detail"]
-        await still_served(b, room)
-        await b.close()
-
-    run(scenario())
+    frames = revoked_beside_another_user(server, a_cookie, b_cookie, change_password, 4401)
+    assert "password" in frames[-1]["detail"]
 
 
 def test_deactivating_a_user_closes_their_sockets(server, make_user):
     (alice, a_cookie), (_, b_cookie) = make_user(), make_user()
-    room = new_room()
 
     def deactivate() -> None:
         alice.is_active = False
         alice.save()
 
-    async def scenario():
-        a = await joined(server, room, a_cookie)
-        b = await joined(server, room, b_cookie)
-        await revoked_within_deadline(a, deactivate, 4401)
-        await still_served(b, room)
-        await b.close()
-
-    run(scenario())
+    revoked_beside_another_user(server, a_cookie, b_cookie, deactivate, 4401)
 
 
 def test_removing_a_member_of_a_private_room_closes_their_socket_there(server, make_user):
