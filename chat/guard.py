@@ -112,8 +112,11 @@ class Guard:
         now = asyncio.get_running_loop().time()
         while self.recent and self.recent[0][0] < now - RECENT:
             self.recent.popleft()
-        if any(at >= since and _concerns(message, grant) for at, message in self.recent):
-            return False
+        for at, message in reversed(self.recent):  # newest first: only those since the read
+            if at < since:
+                break
+            if _concerns(message, grant):
+                return False
         sock.grant = grant
         self.sockets.add(sock)
         self.by_session.setdefault(grant.session, set()).add(sock)
