@@ -138,6 +138,12 @@ def session_revoke(*, session_key: str) -> None:
     transaction.on_commit(lambda: _revoked([(session_key_name(digest), "1")], {"session": digest}))
 
 
+def session_restore(*, session_key: str) -> None:
+    """A session row created under a key: an earlier revocation of that key is past."""
+    digest = session_digest(session_key)
+    transaction.on_commit(lambda: _forget(session_key_name(digest)))
+
+
 def user_revoke(*, user_id: int, proof: str) -> None:
     """The user's password changed, or the user was deactivated (proof `-`) or deleted."""
     transaction.on_commit(lambda: _revoked([(user_key_name(user_id), proof)], {"user": user_id, "proof": proof}))

@@ -33,9 +33,12 @@ def _session_deleted(sender: Any, instance: Session, **kwargs: Any) -> None:
         revocation.session_revoke(session_key=instance.session_key)
 
 
-def _session_saved(sender: Any, instance: Session, **kwargs: Any) -> None:
+def _session_saved(sender: Any, instance: Session, created: bool, **kwargs: Any) -> None:
     if instance.expire_date <= timezone.now():
         revocation.session_revoke(session_key=instance.session_key)
+    elif created:
+        # Django never reuses a key, but a script that re-creates rows may.
+        revocation.session_restore(session_key=instance.session_key)
 
 
 def _user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:

@@ -28,6 +28,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import redis
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench import ROOT, SHARED_BENCH, bench_database_url, ensure_database, pct, seeded_room, setup_django
@@ -53,7 +55,10 @@ def make_sessions(n: int) -> list[str]:
     from django.contrib.auth.hashers import make_password
     from django.contrib.sessions.backends.db import SessionStore
     from django.contrib.sessions.models import Session
+    from django.db import connection
     from django.utils import timezone
+
+    from chat.revocation import session_digest, session_key_name
 
     User = get_user_model()
     names = [f"conn{i:05}" for i in range(n)]
@@ -73,8 +78,15 @@ def make_sessions(n: int) -> list[str]:
         }
         rows.append(Session(session_key=key, session_data=store.encode(data), expire_date=expire))
         cookies.append(f"sessionid={key}")
-    Session.objects.filter(session_key__in=[r.session_key for r in rows]).delete()
+    # The keys are reused from run to run: delete the old rows without the signals
+    # that would mark the keys revoked (chat.revocation), and forget any such mark.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {Session._meta.db_table} WHERE session_key = ANY(%s)", [[r.session_key for r in rows]]
+        )
     Session.objects.bulk_create(rows)
+    forget = [session_key_name(session_digest(r.session_key)) for r in rows]
+    redis.Redis.from_url(os.environ["REDIS_URL"]).delete(*forget)
     return cookies
 
 
