@@ -58,7 +58,7 @@ def make_sessions(n: int) -> list[str]:
     from django.db import connection
     from django.utils import timezone
 
-    from chat.revocation import session_digest, session_key_name
+    from chat.revocation import session_digest, session_key_name, user_key_name
 
     User = get_user_model()
     names = [f"conn{i:05}" for i in range(n)]
@@ -85,7 +85,9 @@ def make_sessions(n: int) -> list[str]:
             f"DELETE FROM {Session._meta.db_table} WHERE session_key = ANY(%s)", [[r.session_key for r in rows]]
         )
     Session.objects.bulk_create(rows)
-    forget = [session_key_name(session_digest(r.session_key)) for r in rows]
+    # Users made by bulk_create have no proof recorded; one left by another database
+    # on this Redis (same ids, other passwords) would refuse their posts.
+    forget = [session_key_name(session_digest(r.session_key)) for r in rows] + [user_key_name(u.pk) for u in users]
     redis.Redis.from_url(os.environ["REDIS_URL"]).delete(*forget)
     return cookies
 
