@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 # Seconds a revocation is remembered for sockets still reading their rights.
 RECENT = 30.0
+# Seconds without a revocation after which the process joins chat.control again.
+REJOIN = 3600.0
 
 
 class Guarded(Protocol):
@@ -92,9 +94,13 @@ class Guard:
     async def _receive(self, layer: BaseChannelLayer, channel: str) -> None:
         while True:
             try:
-                message = await layer.receive(channel)
+                message = await asyncio.wait_for(layer.receive(channel), REJOIN)
             except asyncio.CancelledError:
                 raise
+            except TimeoutError:
+                # channels-redis's core layer drops a group member after its group_expiry (a day).
+                await _quietly(layer.group_add(CONTROL_GROUP, channel))
+                continue
             except Exception:
                 logger.warning("revocation subscription interrupted", exc_info=True)
                 await asyncio.sleep(0.5)
@@ -233,6 +239,13 @@ def _unindex[K](index: dict[K, set[Guarded]], key: K, sock: Guarded) -> None:
         found.discard(sock)
         if not found:
             del index[key]
+
+
+async def _quietly(coro: Any) -> None:
+    try:
+        await coro
+    except Exception:
+        logger.warning("could not join %s again; retrying later", CONTROL_GROUP, exc_info=True)
 
 
 # Strong references to the guard's tasks until they finish.
