@@ -5,4 +5,6 @@ class ChatConfig(AppConfig):
     name = "chat"
 
     def ready(self) -> None:
-        from . import events  # noqa: F401  (registers the chat event types)
+        from . import events, signals  # noqa: F401  (events registers the chat event types)
+
+        signals.connect()

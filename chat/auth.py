@@ -12,6 +12,8 @@ single thread-sensitive executor, and wrap every outgoing frame to save a sessio
 a chat socket never writes.
 """
 
+from dataclasses import dataclass
+from datetime import datetime
 from importlib import import_module
 from typing import Any
 
@@ -37,8 +39,21 @@ def _hash_verified(session: dict[str, Any], user: AbstractBaseUser) -> bool:
     return any(constant_time_compare(session_hash, h) for h in user.get_session_auth_fallback_hash())
 
 
+@dataclass(frozen=True)
+class SignedIn:
+    """A live session's user and when the session expires (chat.guard closes its sockets then)."""
+
+    user: AbstractBaseUser
+    expires: datetime
+
+
 def session_users(*, keys: list[str]) -> dict[str, AbstractBaseUser]:
-    """The signed-in user of each live session among `keys` (absent: anonymous).
+    """The signed-in user of each live session among `keys` (absent: anonymous)."""
+    return {key: signed.user for key, signed in sessions_signed_in(keys=keys).items()}
+
+
+def sessions_signed_in(*, keys: list[str]) -> dict[str, SignedIn]:
+    """`session_users` with each session's expiry.
 
     Two queries for any number of keys. Only the database session engine and
     Django's ModelBackend are read in bulk; any other setup goes key by key
@@ -49,12 +64,14 @@ def session_users(*, keys: list[str]) -> dict[str, AbstractBaseUser]:
     if import_module(settings.SESSION_ENGINE).SessionStore is not SessionStore:
         return _one_by_one(wanted)
     rows = Session.objects.filter(session_key__in=wanted, expire_date__gt=timezone.now()).values_list(
-        "session_key", "session_data"
+        "session_key", "session_data", "expire_date"
     )
     store = SessionStore()
     sessions: dict[str, dict[str, Any]] = {}
-    for key, data in rows:
+    expiry: dict[str, datetime] = {}
+    for key, data, expires in rows:
         session = store.decode(data)
+        expiry[key] = expires
         if session.get(BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS:
             continue
         if session[BACKEND_SESSION_KEY] != _MODEL_BACKEND:
@@ -63,25 +80,25 @@ def session_users(*, keys: list[str]) -> dict[str, AbstractBaseUser]:
     User = get_user_model()
     ids = {User._meta.pk.to_python(s[SESSION_KEY]) for s in sessions.values() if SESSION_KEY in s}
     by_id = {u.pk: u for u in User._default_manager.filter(pk__in=ids)}
-    users: dict[str, AbstractBaseUser] = {}
+    users: dict[str, SignedIn] = {}
     for key, session in sessions.items():
         user = by_id.get(User._meta.pk.to_python(session.get(SESSION_KEY)))
         # ModelBackend.user_can_authenticate: an inactive user cannot sign in.
         if user is not None and getattr(user, "is_active", True) and _hash_verified(session, user):
-            users[key] = user
+            users[key] = SignedIn(user=user, expires=expiry[key])
     return users
 
 
-def _one_by_one(keys: list[str]) -> dict[str, AbstractBaseUser]:
+def _one_by_one(keys: list[str]) -> dict[str, SignedIn]:
     from django.contrib.auth import get_user
     from django.http import HttpRequest
 
-    users: dict[str, AbstractBaseUser] = {}
+    users: dict[str, SignedIn] = {}
     engine = import_module(settings.SESSION_ENGINE)
     for key in keys:
         request = HttpRequest()
         request.session = engine.SessionStore(key)
         user = get_user(request)
         if not isinstance(user, AnonymousUser):
-            users[key] = user
+            users[key] = SignedIn(user=user, expires=request.session.get_expiry_date())
     return users

@@ -8,11 +8,17 @@ A socket costs one task and one small object: it has no channel-layer channel
 of its own (room broadcasts reach it through the process's hub, chat.hub), no
 background task, and its handshake's queries are shared with the sockets
 joining at the same moment (chat.joins).
+
+Its rights are those read at the join (a chat.revocation Grant) until they go:
+the process's chat.guard then closes it (`revoke`), and each post first checks
+the Grant's proof in Redis, in the rate limit's round trip (chat.ratelimit).
 """
 
 import asyncio
+import dataclasses
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from autobahn.exception import Disconnected
@@ -30,10 +36,12 @@ from config.logs import log_bind
 from . import protocol, ratelimit
 from .connection import connection_of, queued_bytes, release_handshake, share_protocol_options
 from .errors import ChatError
+from .guard import guard
 from .history import message_edit, message_redact
 from .hub import hub
 from .joins import joins
 from .presence import presence
+from .revocation import NO_LONGER_SIGNED_IN, NOT_MEMBER, Grant
 from .services import RoomAccess, message_post, read_mark, room_frames, room_name_normalize
 from .threads import Overloaded, db
 
@@ -57,6 +65,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     connection: Any = None
     counted: bool = False
     closing: bool = False
+    # What the join allowed, while chat.guard has this socket indexed.
+    grant: Grant | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Channels' consumer loop without its per-socket channel and its second
@@ -93,11 +103,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.hub_access = room_hub.attach(name, self)
             if self.hub_access is not None:
                 # The room is live in this process: rights and replay in one database call.
-                access, replay = await joins().enter.submit((key, name, params.since, params.history))
+                grant, replay = await self.admitted(
+                    lambda: joins().enter.submit((key, name, params.since, params.history))
+                )
+                access = grant.access
             else:
-                access = await joins().access.submit((key, name))
+                access = (await self.admitted(lambda: joins().access.submit((key, name)))).access
                 await room_hub.join(self.channel_layer, self, access)
                 self.hub_access = access
+                if self.closing:  # revoked meanwhile (chat.guard)
+                    return
                 replay = await joins().replay.submit((access, params.since, params.history))
         except ChatError as exc:
             await self.leave_hub()
@@ -139,6 +154,45 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if present is not None:
             self.push(present)
 
+    async def admitted(self, read: Callable[[], Awaitable[Any]]) -> Any:
+        """Read this socket's rights with `read` (a batched call answering a Grant, or a
+        tuple that starts with one) and enter the process's revocation index; read
+        again if a revocation heard meanwhile may concern them."""
+        process_guard = guard()
+        await process_guard.subscribe(self.channel_layer)
+        loop = asyncio.get_running_loop()
+        while True:
+            since = loop.time()
+            result = await read()
+            if process_guard.admit(self, result[0] if isinstance(result, tuple) else result, since=since):
+                return result
+
+    async def regrant(self) -> Grant:
+        """Rights read again (chat.guard, at the session's expiry): a Grant, or ChatError."""
+        assert self.grant is not None
+        return await joins().access.submit((self.scope.get("session_key"), self.grant.access.name))
+
+    def revoke(self, error: ChatError) -> None:
+        """The rights are gone (chat.guard): nothing more is taken or sent but an
+        error frame, then the close (4401 or 4403)."""
+        if self.closing:
+            return
+        self.closing = True
+        task = asyncio.create_task(self._revoked(error))
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+
+    async def _revoked(self, error: ChatError) -> None:
+        room = self.grant.access if self.grant is not None else None
+        logger.info(
+            "closing a socket whose rights went room=%s user=%s code=%s",
+            room and room.name,
+            room and room.user_id,
+            error.code,
+        )
+        await self.leave_room()
+        await self.refuse(error)
+
     async def disconnect(self, code: int) -> None:
         await self.leave_room()
         if self.counted:
@@ -153,6 +207,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.leave_hub()
 
     async def leave_hub(self) -> None:
+        guard().discard(self)
         if self.hub_access is not None:
             access, self.hub_access = self.hub_access, None
             await hub().leave(self, access)
@@ -170,7 +225,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         access = self.access
-        if access is None:
+        if access is None or self.closing:
             return
         command: protocol.Post | protocol.Read | protocol.Edit | protocol.Redact | None = None
         try:
@@ -178,7 +233,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if isinstance(command, protocol.Read):
                 await db(read_mark)(access=access, seq=command.seq)
                 return
-            if not await ratelimit.allow(access.user_id):
+            verdict = await self.post_verdict(access)
+            if verdict in ("unauthenticated", "forbidden"):
+                detail = NO_LONGER_SIGNED_IN if verdict == "unauthenticated" else NOT_MEMBER
+                self.revoke(ChatError(verdict, detail, client_id=command.client_id))
+                return
+            if verdict == "private":
+                # The room became private since the join: from now on message_post
+                # checks the membership, and the proof checks its revocation.
+                self.access = access = dataclasses.replace(access, is_private=True)
+            if verdict == "rate_limited":
                 raise ChatError(
                     "rate_limited",
                     "You are sending messages too fast; wait a moment and resend with the same client_id.",
@@ -219,6 +283,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "id": posted.id,
                 "duplicate": posted.duplicate,
             }
+        )
+
+    async def post_verdict(self, access: RoomAccess) -> str:
+        """The rate limit and the proof that this socket's rights were not revoked, in one Redis call."""
+        grant = self.grant
+        if grant is None:
+            return "ok" if await ratelimit.allow(access.user_id) else "rate_limited"
+        return await ratelimit.post_verdict(
+            access.user_id, keys=grant.keys(), proof=grant.proof, private=access.is_private
         )
 
     async def broadcast(self, access: RoomAccess, seq: int, frame: str) -> None:

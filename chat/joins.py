@@ -12,18 +12,11 @@ import weakref
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser
 
-from .auth import session_users
 from .errors import ChatError
-from .services import Replay, RoomAccess, rooms_join, rooms_replay
+from .revocation import Grant, sockets_grant
+from .services import Replay, RoomAccess, rooms_replay
 from .threads import Batcher
-
-
-def sockets_join(requests: list[tuple[str | None, str]]) -> list[RoomAccess | ChatError]:
-    """(session key, room name) of each socket -> its RoomAccess, or the refusal."""
-    users = session_users(keys=[key for key, _ in requests if key])
-    return rooms_join(requests=[(users.get(key or "") or AnonymousUser(), name) for key, name in requests])
 
 
 def sockets_replay(requests: list[tuple[RoomAccess, int | None, int]]) -> list[Replay | ChatError]:
@@ -32,23 +25,24 @@ def sockets_replay(requests: list[tuple[RoomAccess, int | None, int]]) -> list[R
 
 def sockets_enter(
     requests: list[tuple[str | None, str, int | None, int]],
-) -> list[tuple[RoomAccess, Replay] | ChatError]:
+) -> list[tuple[Grant, Replay] | ChatError]:
     """Both reads in one call, for sockets already receiving their room's broadcasts
-    (chat.hub's `attach`): (session key, room name, since, history) -> (access, replay)."""
-    accesses = sockets_join([(key, name) for key, name, _, _ in requests])
+    (chat.hub's `attach`): (session key, room name, since, history) -> (grant, replay)."""
+    grants = sockets_grant([(key, name) for key, name, _, _ in requests])
     wanted: list[tuple[RoomAccess, int | None, int]] = []
-    for access, (_, _, since, limit) in zip(accesses, requests, strict=True):
-        if isinstance(access, RoomAccess):
-            wanted.append((access, since, limit))
+    for grant, (_, _, since, limit) in zip(grants, requests, strict=True):
+        if isinstance(grant, Grant):
+            wanted.append((grant.access, since, limit))
     replays = iter(rooms_replay(requests=wanted) if wanted else [])
-    return [(access, next(replays)) if isinstance(access, RoomAccess) else access for access in accesses]
+    return [(grant, next(replays)) if isinstance(grant, Grant) else grant for grant in grants]
 
 
 @dataclass
 class Joins:
-    access: Batcher[tuple[str | None, str], RoomAccess]
+    # (session key, room name) -> what the socket may do, and the proof it still may (chat.revocation).
+    access: Batcher[tuple[str | None, str], Grant]
     replay: Batcher[tuple[RoomAccess, int | None, int], Replay]
-    enter: Batcher[tuple[str | None, str, int | None, int], tuple[RoomAccess, Replay]]
+    enter: Batcher[tuple[str | None, str, int | None, int], tuple[Grant, Replay]]
 
 
 _joins: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Joins]" = weakref.WeakKeyDictionary()
@@ -61,7 +55,7 @@ def joins() -> Joins:
     if found is None:
         backlog = settings.CHAT_JOIN_BACKLOG
         found = _joins[loop] = Joins(
-            access=Batcher(sockets_join, backlog=backlog),
+            access=Batcher(sockets_grant, backlog=backlog),
             replay=Batcher(sockets_replay, backlog=backlog),
             enter=Batcher(sockets_enter, backlog=backlog),
         )

@@ -146,6 +146,8 @@ STORAGES = {
 }
 
 SESSION_COOKIE_SAMESITE = "Lax"
+# A sign-in lasts this long (Django's default, two weeks); open sockets close at their session's expiry.
+SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=1209600)
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # Behind a TLS-terminating proxy (deploy/nginx): trust its X-Forwarded-Proto, so
