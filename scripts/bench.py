@@ -75,6 +75,26 @@ def start_server(port: int) -> subprocess.Popen:
     return proc
 
 
+def start_peer(port: int) -> subprocess.Popen:
+    """The seed's tutorial chat (the peer), exactly as compare.py starts it, on its own port."""
+    from urllib.parse import urlparse
+
+    redis = urlparse(os.environ["REDIS_URL"])
+    peer_dir = SHARED_BENCH / "peer_seed"
+    env = dict(
+        os.environ,
+        REDIS_HOST=redis.hostname or "127.0.0.1",
+        REDIS_PORT=str(redis.port or 6379),
+        PEER_DB=f"/tmp/peer_seed_{port}.sqlite3",
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=peer_dir, env=env, check=True)
+    cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+    proc = subprocess.Popen(cmd, cwd=peer_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    return proc
+
+
 def seeded_room(name: str, events: int) -> str:
     """A room holding exactly `events` messages, bulk-inserted once and kept."""
     from django.contrib.auth import get_user_model
@@ -128,28 +148,9 @@ FINE = {
 
 
 def fine_sweeps(target: str, cookies: Path) -> None:
-    from urllib.parse import urlparse as parse
-
-    redis = parse(os.environ["REDIS_URL"])
     port = free_port()
-    peer_dir = SHARED_BENCH / "peer_seed"
-    env = dict(
-        os.environ,
-        REDIS_HOST=redis.hostname or "127.0.0.1",
-        REDIS_PORT=str(redis.port or 6379),
-        PEER_DB=f"/tmp/peer_seed_{port}.sqlite3",
-        DJANGO_SETTINGS_MODULE="config.settings",
-    )
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=peer_dir, env=env, check=True)
-    peer = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=peer_dir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    peer = start_peer(port)
     try:
-        wait_port(port, peer)
         for name, extra in FINE.items():
             best = {}
             for who, base, more in (

@@ -22,7 +22,6 @@ import json
 import os
 import random
 import resource
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -30,10 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import SHARED_BENCH, bench_database_url, ensure_database, pct, seeded_room, setup_django
+from bench import bench_database_url, ensure_database, pct, seeded_room, setup_django, start_peer
 from bench import start_server as start_ours
 
-from tests.support.servers import free_port, wait_port
+from tests.support.servers import free_port
 
 
 def raise_fd_limit() -> None:
@@ -58,25 +57,6 @@ def create_rooms(tag: str, rooms: int) -> None:
     owner, _ = get_user_model().objects.get_or_create(username="bench0")
     for i in range(rooms):
         room_join(user=owner, name=f"{tag}_{i}")
-
-
-def start_peer(port: int) -> subprocess.Popen:
-    from urllib.parse import urlparse
-
-    redis = urlparse(os.environ["REDIS_URL"])
-    peer_dir = SHARED_BENCH / "peer_seed"
-    env = dict(
-        os.environ,
-        REDIS_HOST=redis.hostname or "127.0.0.1",
-        REDIS_PORT=str(redis.port or 6379),
-        PEER_DB=f"/tmp/peer_seed_{port}.sqlite3",
-        DJANGO_SETTINGS_MODULE="config.settings",
-    )
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=peer_dir, env=env, check=True)
-    cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
-    proc = subprocess.Popen(cmd, cwd=peer_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, proc)
-    return proc
 
 
 class Watch:
