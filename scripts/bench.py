@@ -77,8 +77,6 @@ def start_server(port: int) -> subprocess.Popen:
 
 def start_peer(port: int) -> subprocess.Popen:
     """The seed's tutorial chat (the peer), exactly as compare.py starts it, on its own port."""
-    from urllib.parse import urlparse
-
     redis = urlparse(os.environ["REDIS_URL"])
     peer_dir = SHARED_BENCH / "peer_seed"
     env = dict(
