@@ -1,0 +1,83 @@
+"""The search index (chat.search): trigram and bigram GIN indexes on the current
+text of messages, which lives in two places — the posted event's data (never
+corrected messages) and chat.MessageState (edited ones; redacted or erased ones
+have no text there). Both are written in the transaction that changes the text,
+so the index can never find a text after its redaction has committed.
+
+pg_trgm covers queries with a run of 3+ letters in any script (C.UTF-8 and any
+UTF-8 ctype classify kana and kanji as letters). Shorter Japanese words (会議,
+雑談) have no trigram: `chat_search_bigrams` lists a text's 2-character windows
+that hold a non-ASCII character, plus its 2-letter ASCII words, for a second
+GIN index. See README, "Search".
+"""
+
+from django.db import migrations
+
+_EXTENSION_HELP = (
+    "The search index needs PostgreSQL's pg_trgm extension, and CREATE EXTENSION pg_trgm failed: {error}. "
+    "Install the contrib modules (Debian: the postgresql-15 package ships them) and either run this migration "
+    "as a role allowed to create extensions (a superuser, or the database owner on PostgreSQL 13+ since pg_trgm "
+    "is trusted), or have an administrator run: CREATE EXTENSION pg_trgm; in this database."
+)
+
+
+def _create_extension(apps, schema_editor):  # type: ignore[no-untyped-def]
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")
+        if cursor.fetchone():
+            return
+        try:
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        except Exception as exc:
+            raise RuntimeError(_EXTENSION_HELP.format(error=str(exc).strip())) from exc
+
+
+# Lower-cased 2-character windows with a non-ASCII character (CJK text has no
+# spaces: every window is a possible word), and whole 2-letter ASCII words
+# ("qa", "db"); ASCII windows inside longer words would be in every message.
+_BIGRAMS = r"""
+CREATE OR REPLACE FUNCTION chat_search_bigrams(t text) RETURNS text[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT coalesce(array_agg(DISTINCT b), '{}') FROM (
+        SELECT w.b FROM (
+            SELECT c || lead(c) OVER (ORDER BY i) AS b
+            FROM unnest(string_to_array(lower(t), NULL)) WITH ORDINALITY AS u(c, i)
+        ) w
+        WHERE w.b ~ '[^\x01-\x7f]'
+        UNION ALL
+        SELECT m[1] FROM regexp_matches(lower(t), '(?:^|[^a-z0-9])([a-z0-9]{2})(?![a-z0-9])', 'g') AS m
+    ) s
+$$
+"""
+
+_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS chat_search_posted_trgm ON events_event "
+    "USING gin ((data ->> 'message') gin_trgm_ops) WHERE type = 'chat.message.posted'",
+    "CREATE INDEX IF NOT EXISTS chat_search_posted_bigram ON events_event "
+    "USING gin (chat_search_bigrams(data ->> 'message')) WHERE type = 'chat.message.posted'",
+    "CREATE INDEX IF NOT EXISTS chat_search_state_trgm ON chat_messagestate "
+    "USING gin (text gin_trgm_ops) WHERE redacted_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS chat_search_state_bigram ON chat_messagestate "
+    "USING gin (chat_search_bigrams(text)) WHERE redacted_at IS NULL",
+    # Newest-first paging of results and the date filters.
+    "CREATE INDEX IF NOT EXISTS chat_search_posted_created ON events_event (created_at) "
+    "WHERE type = 'chat.message.posted'",
+]
+_DROP = [
+    "DROP INDEX IF EXISTS chat_search_posted_trgm",
+    "DROP INDEX IF EXISTS chat_search_posted_bigram",
+    "DROP INDEX IF EXISTS chat_search_state_trgm",
+    "DROP INDEX IF EXISTS chat_search_state_bigram",
+    "DROP INDEX IF EXISTS chat_search_posted_created",
+    "DROP FUNCTION IF EXISTS chat_search_bigrams(text)",
+]
+
+
+class Migration(migrations.Migration):
+    dependencies = [("chat", "0004_close_archived_streams"), ("events", "0005_stream_closed")]
+
+    operations = [
+        migrations.RunPython(_create_extension, migrations.RunPython.noop),
+        migrations.RunSQL(_BIGRAMS, migrations.RunSQL.noop),
+        migrations.RunSQL(_INDEXES, _DROP),
+    ]

@@ -1,0 +1,288 @@
+"""Search over the current text of the messages a user may read.
+
+The index (chat migration 0005) lives on the two places that hold a message's
+current text, each written in the transaction that changes it: the posted
+event's data (a message never corrected) and chat.MessageState (an edited one;
+a redacted or erased one keeps no text there, and erasure scrubs the event's
+data). So an edit is found by its new text only, and a redaction hides the
+message from search the moment it commits.
+
+Each word of the query must occur in the message (substring, case-insensitive);
+"quoted words" are one phrase. How a word is looked up depends on its longest
+run of letters: 3+ → the trigram index (any script); 2 → the bigram index
+(2-character windows of Japanese/Chinese/Korean text, whole 2-letter ASCII
+words); shorter → it only narrows the other words' matches.
+"""
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import DatabaseError, connection, transaction
+from django.utils.html import escape
+
+from .errors import ChatError
+from .events import MESSAGE_POSTED
+
+QUERY_MAX_CHARS = 200
+TERMS_MAX = 8
+_TERMS = re.compile(r'"([^"]*)"|(\S+)')
+_WORD_RUN = re.compile(r"\w+")
+_ASCII_WORD = re.compile(r"[a-z0-9]{2}", re.ASCII)
+SNIPPET_CHARS = 280
+
+
+@dataclass(frozen=True)
+class Term:
+    text: str
+    # "trigram", "bigram" (a 2-character run with a non-ASCII character), "word"
+    # (a 2-letter ASCII word) or "filter" (no index: narrows the other terms).
+    kind: str
+    key: str = ""
+
+    def pattern(self) -> re.Pattern[str]:
+        """Where the term occurs in a text, as the database matches it."""
+        if self.kind == "word":
+            return re.compile(rf"(?<![a-z0-9]){re.escape(self.key)}(?![a-z0-9])", re.IGNORECASE | re.ASCII)
+        return re.compile(re.escape(self.text), re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    terms: tuple[Term, ...]
+    room: str | None = None
+    author: str | None = None
+    before: datetime | None = None
+    after: datetime | None = None
+    cursor: int | None = None
+    limit: int = 20
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    match: bool
+
+
+@dataclass(frozen=True)
+class Hit:
+    position: int
+    room: str
+    seq: int
+    id: str
+    username: str
+    ts: datetime
+    text: str
+    edited: bool
+    segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def highlight(self) -> str:
+        """The snippet as HTML: user text escaped, each match in <mark>."""
+        return "".join(f"<mark>{escape(s.text)}</mark>" if s.match else escape(s.text) for s in self.segments)
+
+
+@dataclass(frozen=True)
+class Results:
+    hits: list[Hit]
+    next_cursor: int | None
+
+
+def _term(text: str) -> Term | None:
+    runs = _WORD_RUN.findall(text)
+    if not runs:
+        return None
+    longest = max(runs, key=len)
+    if len(longest) >= 3:
+        return Term(text=text, kind="trigram")
+    if len(longest) == 2:
+        if not longest.isascii():
+            return Term(text=text, kind="bigram", key=longest)
+        if _ASCII_WORD.fullmatch(longest.lower()):
+            return Term(text=text, kind="word", key=longest.lower())
+    return Term(text=text, kind="filter")
+
+
+def search_terms(raw: str) -> tuple[Term, ...]:
+    """Parse a query into its terms, or refuse it with a sentence for the person."""
+    text = unicodedata.normalize("NFC", raw).strip()
+    if not text:
+        raise ChatError("invalid_request", "Type something to search for.")
+    if len(text) > QUERY_MAX_CHARS:
+        raise ChatError("invalid_request", f"A search is at most {QUERY_MAX_CHARS} characters long.")
+    if "\x00" in text:
+        raise ChatError("invalid_request", "The search contains a character that cannot be searched for.")
+    words = [quoted or plain for quoted, plain in _TERMS.findall(text)]
+    terms: list[Term] = []
+    for word in words:
+        term = _term(word.strip())
+        if term is not None and term not in terms:
+            terms.append(term)
+    if len(terms) > TERMS_MAX:
+        raise ChatError("invalid_request", f"A search has at most {TERMS_MAX} words.")
+    if not any(t.kind != "filter" for t in terms):
+        raise ChatError(
+            "invalid_request",
+            "Search for a word of at least 3 letters, or 2 Japanese or Chinese characters "
+            "(or a 2-letter word such as 'QA').",
+        )
+    return tuple(terms)
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _conditions(column: str, terms: tuple[Term, ...], params: list[Any]) -> str:
+    parts = []
+    for term in terms:
+        if term.kind in ("bigram", "word"):
+            parts.append(f"chat_search_bigrams({column}) @> chat_search_bigrams(%s)")
+            params.append(term.key)
+        if term.kind == "word":
+            parts.append(f"lower({column}) ~ %s")
+            params.append(f"(^|[^a-z0-9]){term.key}([^a-z0-9]|$)")
+        parts.append(f"{column} ILIKE %s")
+        params.append(_like(term.text))
+    return " AND ".join(parts)
+
+
+def _filters(query: SearchQuery, author_id: int | None, params: list[Any]) -> str:
+    parts = []
+    if query.author is not None:
+        parts.append("e.actor_id = %s")
+        params.append(author_id)
+    if query.before is not None:
+        parts.append("e.created_at < %s")
+        params.append(query.before)
+    if query.after is not None:
+        parts.append("e.created_at >= %s")
+        params.append(query.after)
+    if query.cursor is not None:
+        parts.append("e.id < %s")
+        params.append(query.cursor)
+    return "".join(f" AND {p}" for p in parts)
+
+
+def _sql(query: SearchQuery, *, user_id: int, author_id: int | None) -> tuple[str, list[Any]]:
+    users = get_user_model()._meta.db_table
+    params: list[Any] = [user_id]
+    room = ""
+    if query.room is not None:
+        room = " AND r.name = %s"
+        params.append(query.room)
+    readable = f"""
+        SELECT r.stream_id FROM chat_room r
+        WHERE (NOT r.is_private OR EXISTS (
+            SELECT 1 FROM chat_membership m WHERE m.room_id = r.id AND m.user_id = %s)){room}"""
+    params_posted = list(params)
+    posted = _conditions("(e.data ->> 'message')", query.terms, params_posted)
+    filters_posted = _filters(query, author_id, params_posted)
+    params_state = list(params)
+    state = _conditions("s.text", query.terms, params_state)
+    filters_state = _filters(query, author_id, params_state)
+    # Never corrected: the posted event holds the current text. Corrected: the
+    # read model does (redacted rows have none and are left out). Sorting on
+    # `id + 0` keeps the planner from walking the whole log backwards by primary
+    # key hoping to meet a match soon: matches come from the text indexes.
+    sql = f"""
+        SELECT h.id, r.name, h.seq, h.uuid, coalesce(u.username, ''), h.created_at, h.text, h.edited
+        FROM (
+            SELECT e.id, e.stream_id, e.seq, e.uuid, e.actor_id, e.created_at,
+                   e.data ->> 'message' AS text, false AS edited
+            FROM events_event e
+            WHERE e.type = '{MESSAGE_POSTED}' AND e.stream_id IN ({readable})
+              AND {posted}{filters_posted}
+              AND NOT EXISTS (SELECT 1 FROM chat_messagestate c WHERE c.stream_id = e.stream_id AND c.seq = e.seq)
+            UNION ALL
+            SELECT e.id, e.stream_id, e.seq, e.uuid, e.actor_id, e.created_at, s.text, s.edit_count > 0
+            FROM chat_messagestate s
+            JOIN events_event e ON e.stream_id = s.stream_id AND e.seq = s.seq AND e.type = '{MESSAGE_POSTED}'
+            WHERE s.redacted_at IS NULL AND s.stream_id IN ({readable})
+              AND {state}{filters_state}
+        ) h
+        JOIN chat_room r ON r.stream_id = h.stream_id
+        LEFT JOIN {users} u ON u.id = h.actor_id
+        ORDER BY h.id + 0 DESC
+        LIMIT %s"""
+    return sql, params_posted + params_state + [query.limit + 1]
+
+
+def messages_search(*, user_id: int, query: SearchQuery) -> Results:
+    """The messages `user_id` may read whose current text has every term, newest
+    first; `next_cursor` continues after the last one."""
+    author_id = None
+    if query.author is not None:
+        author_id = (
+            get_user_model().objects.filter(username=query.author).values_list("pk", flat=True).first()
+        )
+        if author_id is None:
+            return Results(hits=[], next_cursor=None)
+    sql, params = _sql(query, user_id=user_id, author_id=author_id)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout = %s", [int(settings.CHAT_SEARCH_TIMEOUT_MS)])
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == "57014":  # query_canceled: the timeout
+            raise ChatError("unavailable", "This search took too long. Add words or filters, then retry.") from exc
+        raise
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    hits = [
+        Hit(
+            position=position,
+            room=room,
+            seq=seq,
+            id=str(uuid),
+            username=username,
+            ts=created_at,
+            text=text,
+            edited=edited,
+            segments=highlight(text, query.terms),
+        )
+        for position, room, seq, uuid, username, created_at, text, edited in rows
+    ]
+    return Results(hits=hits, next_cursor=hits[-1].position if more and hits else None)
+
+
+def highlight(text: str, terms: tuple[Term, ...], *, width: int = SNIPPET_CHARS) -> list[Segment]:
+    """The text (cut to about `width` characters around the first match) as plain
+    and matching segments; a person's text is never treated as markup."""
+    spans: list[tuple[int, int]] = []
+    for term in terms:
+        spans.extend(m.span() for m in term.pattern().finditer(text) if m.end() > m.start())
+    spans.sort()
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    lo, hi = 0, len(text)
+    if len(text) > width:
+        first = merged[0][0] if merged else 0
+        lo = max(0, min(first - width // 3, len(text) - width))
+        hi = lo + width
+    segments: list[Segment] = []
+    if lo > 0:
+        segments.append(Segment("…", False))
+    at = lo
+    for start, end in merged:
+        if end <= lo or start >= hi:
+            continue
+        start, end = max(start, lo), min(end, hi)
+        if start > at:
+            segments.append(Segment(text[at:start], False))
+        segments.append(Segment(text[start:end], True))
+        at = end
+    if at < hi:
+        segments.append(Segment(text[at:hi], False))
+    if hi < len(text):
+        segments.append(Segment("…", False))
+    return segments
