@@ -9,9 +9,10 @@ message from search the moment it commits.
 
 Each word of the query must occur in the message (substring, case-insensitive);
 "quoted words" are one phrase. How a word is looked up depends on its longest
-run of letters: 3+ → the trigram index (any script); 2 → the bigram index
-(2-character windows of Japanese/Chinese/Korean text, whole 2-letter ASCII
-words); shorter → it only narrows the other words' matches.
+run of letters: 3+ → the trigram index (any script); 2 with a non-ASCII
+character → the bigram index (2-character windows of Japanese/Chinese/Korean
+text); 2 ASCII letters → a whole word, through pg_trgm's word-boundary
+trigrams; shorter → it only narrows the other words' matches.
 """
 
 import re
@@ -33,6 +34,8 @@ TERMS_MAX = 8
 _TERMS = re.compile(r'"([^"]*)"|(\S+)')
 _WORD_RUN = re.compile(r"\w+")
 _ASCII_WORD = re.compile(r"[a-z0-9]{2}", re.ASCII)
+# The partial bigram indexes' predicate (chat migration 0005), repeated exactly.
+_NON_ASCII = r"~ '[^\x01-\x7f]'"
 SNIPPET_CHARS = 280
 
 
@@ -47,7 +50,7 @@ class Term:
     def pattern(self) -> re.Pattern[str]:
         """Where the term occurs in a text, as the database matches it."""
         if self.kind == "word":
-            return re.compile(rf"(?<![a-z0-9]){re.escape(self.key)}(?![a-z0-9])", re.IGNORECASE | re.ASCII)
+            return re.compile(rf"(?<!\w){re.escape(self.key)}(?!\w)", re.IGNORECASE)
         return re.compile(re.escape(self.text), re.IGNORECASE)
 
 
@@ -140,12 +143,14 @@ def _like(text: str) -> str:
 def _conditions(column: str, terms: tuple[Term, ...], params: list[Any]) -> str:
     parts = []
     for term in terms:
-        if term.kind in ("bigram", "word"):
-            parts.append(f"chat_search_bigrams({column}) @> chat_search_bigrams(%s)")
+        if term.kind == "bigram":
+            parts.append(f"{column} {_NON_ASCII} AND chat_search_bigrams({column}) @> chat_search_bigrams(%s)")
             params.append(term.key)
-        if term.kind == "word":
-            parts.append(f"lower({column}) ~ %s")
-            params.append(f"(^|[^a-z0-9]){term.key}([^a-z0-9]|$)")
+        elif term.kind == "word":
+            # A whole word: with the threshold at 1 (set below), `<%` holds when the
+            # text has the word's trigrams with its boundaries: "  q", " qa", "qa ".
+            parts.append(f"%s <%% {column}")
+            params.append(term.key)
         parts.append(f"{column} ILIKE %s")
         params.append(_like(term.text))
     return " AND ".join(parts)
@@ -226,6 +231,7 @@ def messages_search(*, user_id: int, query: SearchQuery) -> Results:
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL statement_timeout = %s", [int(settings.CHAT_SEARCH_TIMEOUT_MS)])
+            cursor.execute("SET LOCAL pg_trgm.word_similarity_threshold = 1")
             cursor.execute(sql, params)
             rows = cursor.fetchall()
     except DatabaseError as exc:

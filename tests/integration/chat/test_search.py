@@ -174,6 +174,7 @@ def test_private_rooms_are_searched_only_by_their_members(db, client_for):
         ("議は", {"meeting"}),
         ("会議 python", {"mixed"}),
         ("明日", set()),
+        ("DB", None),
     ],
 )
 def test_japanese_and_mixed_script_queries(db, client_for, query, expected):
@@ -186,12 +187,15 @@ def test_japanese_and_mixed_script_queries(db, client_for, query, expected):
         "mixed": "Python勉強会の会議室",
         "qa": "the QA team signed off",
         "quality": "quality is not qa-less... qatar",
+        "db": "the db, dbms and DBA",
     }
     by_seq = {message_post(access=access, text=t, client_id=None).seq: key for key, t in texts.items()}
     got = {by_seq[seq] for _, seq, _ in found(client_for(alice), q=query, room=name)}
     if query == "QA":
         # A 2-letter Latin query is a whole word: "qa-less" has it, "qatar" and "quality" do not.
         expected = {"qa", "quality"}
+    if query == "DB":
+        expected = {"db"}
     assert got == expected
 
 
