@@ -116,12 +116,14 @@ def search_page(request: HttpRequest) -> HttpResponse:
     params = {name: request.GET.get(name, "") for name in ("q", "room", "author", "after", "before")}
     context: dict[str, object] = {"params": params, "searched": bool(params["q"].strip())}
     status = 200
+    user_id = request.user.pk
+    assert user_id is not None, "behind login_required"
     if context["searched"]:
         try:
             query = search_query(request)
             if query.room is not None:
                 room_readable(user=request.user, name=query.room)
-            results = messages_search(user_id=request.user.pk, query=query)
+            results = messages_search(user_id=user_id, query=query)
         except ChatError as exc:
             context["error"] = exc.detail
             status = {"forbidden": 403, "not_found": 404, "unavailable": 503}.get(exc.code, 400)

@@ -222,9 +222,7 @@ def messages_search(*, user_id: int, query: SearchQuery) -> Results:
     first; `next_cursor` continues after the last one."""
     author_id = None
     if query.author is not None:
-        author_id = (
-            get_user_model().objects.filter(username=query.author).values_list("pk", flat=True).first()
-        )
+        author_id = get_user_model().objects.filter(username=query.author).values_list("pk", flat=True).first()
         if author_id is None:
             return Results(hits=[], next_cursor=None)
     sql, params = _sql(query, user_id=user_id, author_id=author_id)

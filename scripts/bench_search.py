@@ -212,12 +212,8 @@ def _fill(*, messages: int, rooms: int, users: int, private_share: float) -> Non
         started = time.perf_counter()
         built = _build(cursor, indexes)
         cursor.execute("VACUUM ANALYZE events_event")
-        print(
-            json.dumps(
-                {"bench": "search", "run": "index build", "seconds": built, "total": round(time.perf_counter() - started, 1)}
-            ),
-            flush=True,
-        )
+        total = round(time.perf_counter() - started, 1)
+        print(json.dumps({"bench": "search", "run": "index build", "seconds": built, "total": total}), flush=True)
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -328,9 +324,7 @@ def main() -> None:
     user_id = Membership.objects.filter(room__is_private=True).values_list("user_id", flat=True).first()
     user_id = user_id or get_user_model().objects.values_list("pk", flat=True).first()
     assert user_id is not None, "no users in the bench database"
-    busy = list(
-        Room.objects.filter(is_private=False).order_by("-stream__head").values_list("name", flat=True)[:50]
-    )
+    busy = list(Room.objects.filter(is_private=False).order_by("-stream__head").values_list("name", flat=True)[:50])
     _latency("3+ characters (English word)", WORDS_3PLUS, runs=args.runs, user_id=user_id)
     _latency("2 characters (Japanese word)", WORDS_2CHAR, runs=args.runs, user_id=user_id)
     _latency("3+ characters in one room", WORDS_3PLUS, runs=args.runs, user_id=user_id, rooms=busy)

@@ -19,9 +19,7 @@ def target(page: Page):
 
 
 def scroll(page: Page, where: str) -> None:
-    page.locator("#log-scroll").evaluate(
-        "(e, where) => { e.scrollTop = where === 'top' ? 0 : e.scrollHeight; }", where
-    )
+    page.locator("#log-scroll").evaluate("(e, where) => { e.scrollTop = where === 'top' ? 0 : e.scrollHeight; }", where)
 
 
 def test_search_click_a_result_and_scroll_both_ways_from_it(server, make_user, open_tab):
