@@ -21,19 +21,18 @@ the indexes add ≤ 25 % to the append.
 
 import argparse
 import json
-import os
 import random
 import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_digest import bench_django  # noqa: E402
 
 BENCH_DB = "chat_bench_search"
 START = datetime(2026, 9, 1, tzinfo=UTC)
@@ -74,21 +73,6 @@ ENDINGS = ["。", "です。", "ます。", "でしょうか?", "ですね。", 
 WORDS_3PLUS = ["release", "deploy", "migration", "invoice", "dashboard", "rollback", "workshop", "candidate"]
 WORDS_2CHAR = ["会議", "雑談", "資料", "確認", "予定", "対応", "共有", "連絡"]
 WORDS_NONE = ["zqxvbnm", "qqqzzzx", "xkcdzzq", "wvvqqxz"]
-
-
-def _with_db(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def _create_database(admin_url: str, *, reuse: bool) -> bool:
-    with psycopg.connect(_with_db(admin_url, "postgres"), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
-        if exists and reuse:
-            return False
-        if exists:
-            conn.execute(f"DROP DATABASE {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    return True
 
 
 class Texts:
@@ -297,18 +281,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep an existing bench database and its data")
     args = parser.parse_args()
 
-    base_url = os.environ.get("DATABASE_URL", "postgres://chat:chat@127.0.0.1:54329/chat")
-    created = _create_database(base_url, reuse=args.reuse)
-    os.environ["DATABASE_URL"] = _with_db(base_url, BENCH_DB)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
+    _, created = bench_django(BENCH_DB, reuse=args.reuse)
     if created:
         started = time.perf_counter()
         _fill(messages=args.messages, rooms=args.rooms, users=args.users, private_share=args.private_share)

@@ -27,16 +27,6 @@ def new_room() -> str:
     return f"search-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-def client_for(db):
-    def make(user) -> Client:
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
-
-
 def search(client: Client, **params) -> dict:
     response = client.get("/api/search", params)
     assert response.status_code == 200, response.content
