@@ -9,6 +9,7 @@ from playwright.sync_api import Page, expect
 
 from chat.history import message_redact
 from chat.services import room_join
+from tests.e2e.web.conftest import ARTIFACTS
 from tests.e2e.web.helpers import new_room, post, seqs
 
 pytestmark = pytest.mark.e2e
@@ -37,6 +38,8 @@ def test_search_click_a_result_and_scroll_both_ways_from_it(server, make_user, o
     expect(hit.locator("mark")).to_have_text(w)
     expect(hit.locator(".search-text")).to_have_text(f"The {w} ships on Friday <b>not</b> today")
     expect(hit.locator(".search-room")).to_have_text(room)
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.page.screenshot(path=str(ARTIFACTS / "search-page.png"))
 
     hit.locator("a").click()
     tab.page.wait_for_url(f"**/chat/{room}/?at=150")
@@ -44,6 +47,7 @@ def test_search_click_a_result_and_scroll_both_ways_from_it(server, make_user, o
     expect(landed).to_have_attribute("data-seq", "150")
     expect(landed.locator(".msg-text")).to_have_text(f"The {w} ships on Friday <b>not</b> today")
     expect(landed).to_be_in_viewport()
+    tab.page.screenshot(path=str(ARTIFACTS / "permalink.png"))
     shown = seqs(tab.page)
     assert shown == list(range(shown[0], shown[-1] + 1)) and shown[0] < 150 < shown[-1] < 300
     expect(tab.page.locator("#jump-latest")).to_be_visible()
