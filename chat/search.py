@@ -17,6 +17,7 @@ trigrams; shorter → it only narrows the other words' matches.
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,10 +25,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
 from django.utils.html import escape
 
 from .errors import ChatError
 from .events import MESSAGE_POSTED
+from .models import Membership, Room
 
 QUERY_MAX_CHARS = 200
 TERMS_MAX = 8
@@ -37,6 +40,10 @@ _ASCII_WORD = re.compile(r"[a-z0-9]{2}", re.ASCII)
 # The partial bigram indexes' predicate (chat migration 0005), repeated exactly.
 _NON_ASCII = r"~ '[^\x01-\x7f]'"
 SNIPPET_CHARS = 280
+# The log is searched newest first in windows of positions, the first this
+# large, each next one this many times larger (see _windows).
+FIRST_WINDOW = 5_000
+WINDOW_GROWTH = 4
 
 
 @dataclass(frozen=True)
@@ -156,8 +163,9 @@ def _conditions(column: str, terms: tuple[Term, ...], params: list[Any]) -> str:
     return " AND ".join(parts)
 
 
-def _filters(query: SearchQuery, author_id: int | None, params: list[Any]) -> str:
-    parts = []
+def _filters(query: SearchQuery, author_id: int | None, window: tuple[int, int], params: list[Any]) -> str:
+    parts = ["e.id >= %s", "e.id < %s"]
+    params.extend(window)
     if query.author is not None:
         parts.append("e.actor_id = %s")
         params.append(author_id)
@@ -167,71 +175,119 @@ def _filters(query: SearchQuery, author_id: int | None, params: list[Any]) -> st
     if query.after is not None:
         parts.append("e.created_at >= %s")
         params.append(query.after)
-    if query.cursor is not None:
-        parts.append("e.id < %s")
-        params.append(query.cursor)
     return "".join(f" AND {p}" for p in parts)
 
 
-def _sql(query: SearchQuery, *, user_id: int, author_id: int | None) -> tuple[str, list[Any]]:
+@dataclass(frozen=True)
+class _Scope:
+    """Where a user's search looks: one room's stream, or every room except the
+    private ones the user is not a member of (usually a short list)."""
+
+    stream: int | None
+    hidden: list[int]
+
+    def sql(self, column: str, params: list[Any]) -> str:
+        if self.stream is not None:
+            params.append(self.stream)
+            return f"{column} = %s"
+        params.append(self.hidden)
+        return f"NOT ({column} = ANY(%s::bigint[]))"
+
+
+def _sql(
+    query: SearchQuery, *, scope: _Scope, author_id: int | None, window: tuple[int, int], limit: int
+) -> tuple[str, list[Any]]:
+    """One window of the log: matches with window[0] <= position < window[1], newest first."""
     users = get_user_model()._meta.db_table
-    params: list[Any] = [user_id]
-    room = ""
-    if query.room is not None:
-        room = " AND r.name = %s"
-        params.append(query.room)
-    readable = f"""
-        SELECT r.stream_id FROM chat_room r
-        WHERE (NOT r.is_private OR EXISTS (
-            SELECT 1 FROM chat_membership m WHERE m.room_id = r.id AND m.user_id = %s)){room}"""
-    params_posted = list(params)
-    posted = _conditions("(e.data ->> 'message')", query.terms, params_posted)
-    filters_posted = _filters(query, author_id, params_posted)
-    params_state = list(params)
-    state = _conditions("s.text", query.terms, params_state)
-    filters_state = _filters(query, author_id, params_state)
+    params: list[Any] = []
+    posted = scope.sql("e.stream_id", params) + " AND " + _conditions("(e.data ->> 'message')", query.terms, params)
+    posted += _filters(query, author_id, window, params)
+    state = scope.sql("s.stream_id", params) + " AND " + _conditions("s.text", query.terms, params)
+    state += _filters(query, author_id, window, params)
+    params.append(limit)
     # Never corrected: the posted event holds the current text. Corrected: the
     # read model does (redacted rows have none and are left out). Sorting on
-    # `id + 0` keeps the planner from walking the whole log backwards by primary
-    # key hoping to meet a match soon: matches come from the text indexes.
+    # `id + 0` keeps the planner from walking the window backwards by primary key
+    # hoping to meet a match soon; names are joined to the page's rows only.
     sql = f"""
         SELECT h.id, r.name, h.seq, h.uuid, coalesce(u.username, ''), h.created_at, h.text, h.edited
         FROM (
-            SELECT e.id, e.stream_id, e.seq, e.uuid, e.actor_id, e.created_at,
-                   e.data ->> 'message' AS text, false AS edited
-            FROM events_event e
-            WHERE e.type = '{MESSAGE_POSTED}' AND e.stream_id IN ({readable})
-              AND {posted}{filters_posted}
-              AND NOT EXISTS (SELECT 1 FROM chat_messagestate c WHERE c.stream_id = e.stream_id AND c.seq = e.seq)
-            UNION ALL
-            SELECT e.id, e.stream_id, e.seq, e.uuid, e.actor_id, e.created_at, s.text, s.edit_count > 0
-            FROM chat_messagestate s
-            JOIN events_event e ON e.stream_id = s.stream_id AND e.seq = s.seq AND e.type = '{MESSAGE_POSTED}'
-            WHERE s.redacted_at IS NULL AND s.stream_id IN ({readable})
-              AND {state}{filters_state}
+            SELECT * FROM (
+                SELECT e.id, e.stream_id, e.seq, e.uuid, e.actor_id, e.created_at,
+                       e.data ->> 'message' AS text, false AS edited
+                FROM events_event e
+                WHERE e.type = '{MESSAGE_POSTED}' AND {posted}
+                  AND NOT EXISTS (
+                      SELECT 1 FROM chat_messagestate c WHERE c.stream_id = e.stream_id AND c.seq = e.seq)
+                UNION ALL
+                SELECT e.id, e.stream_id, e.seq, e.uuid, e.actor_id, e.created_at, s.text, s.edit_count > 0
+                FROM chat_messagestate s
+                JOIN events_event e ON e.stream_id = s.stream_id AND e.seq = s.seq AND e.type = '{MESSAGE_POSTED}'
+                WHERE s.redacted_at IS NULL AND {state}
+            ) matches
+            ORDER BY matches.id + 0 DESC
+            LIMIT %s
         ) h
         JOIN chat_room r ON r.stream_id = h.stream_id
         LEFT JOIN {users} u ON u.id = h.actor_id
-        ORDER BY h.id + 0 DESC
-        LIMIT %s"""
-    return sql, params_posted + params_state + [query.limit + 1]
+        ORDER BY h.id DESC"""
+    return sql, params
+
+
+def _scope(*, user_id: int, room: str | None) -> _Scope | None:
+    """None when the room does not exist or the user may not read it."""
+    if room is not None:
+        readable = Room.objects.filter(Q(is_private=False) | Q(memberships__user_id=user_id), name=room)
+        stream = readable.values_list("stream_id", flat=True).first()
+        return _Scope(stream=stream, hidden=[]) if stream is not None else None
+    members = Membership.objects.filter(user_id=user_id).values("room_id")
+    hidden = Room.objects.filter(is_private=True).exclude(pk__in=members).values_list("stream_id", flat=True)
+    return _Scope(stream=None, hidden=list(hidden))
+
+
+def _windows(top: int, *, one: bool) -> Iterator[tuple[int, int]]:
+    """Ranges of log positions below `top`, newest first, each WINDOW_GROWTH times
+    the last: a common word fills a page from the newest few thousand events
+    without visiting its every match; a rare one costs a few index probes. One
+    room is searched in one go: its own index bounds the work."""
+    if one:
+        yield 0, top
+        return
+    size = FIRST_WINDOW
+    while top > 0:
+        low = max(top - size, 0)
+        yield low, top
+        top, size = low, size * WINDOW_GROWTH
 
 
 def messages_search(*, user_id: int, query: SearchQuery) -> Results:
     """The messages `user_id` may read whose current text has every term, newest
-    first; `next_cursor` continues after the last one."""
+    first (log order); `next_cursor` continues after the last one."""
     author_id = None
     if query.author is not None:
         author_id = get_user_model().objects.filter(username=query.author).values_list("pk", flat=True).first()
         if author_id is None:
             return Results(hits=[], next_cursor=None)
-    sql, params = _sql(query, user_id=user_id, author_id=author_id)
+    scope = _scope(user_id=user_id, room=query.room)
+    if scope is None:
+        return Results(hits=[], next_cursor=None)
+    rows: list[tuple[Any, ...]] = []
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL statement_timeout = %s", [int(settings.CHAT_SEARCH_TIMEOUT_MS)])
             cursor.execute("SET LOCAL pg_trgm.word_similarity_threshold = 1")
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
+            if query.cursor is not None:
+                top = query.cursor
+            else:
+                cursor.execute("SELECT coalesce(max(id), 0) + 1 FROM events_event")
+                top = int(cursor.fetchone()[0])
+            for window in _windows(top, one=scope.stream is not None):
+                wanted = query.limit + 1 - len(rows)
+                sql, params = _sql(query, scope=scope, author_id=author_id, window=window, limit=wanted)
+                cursor.execute(sql, params)
+                rows.extend(cursor.fetchall())
+                if len(rows) > query.limit:
+                    break
     except DatabaseError as exc:
         if getattr(exc.__cause__, "sqlstate", None) == "57014":  # query_canceled: the timeout
             raise ChatError("unavailable", "This search took too long. Add words or filters, then retry.") from exc

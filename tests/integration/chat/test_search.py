@@ -284,3 +284,29 @@ def test_search_page_shows_escaped_highlighted_results_linking_to_the_message(db
     assert refused.status_code == 400 and "at least 3 letters" in refused.content.decode()
     assert 'action="/search/"' in client.get("/").content.decode()
     assert Client().get("/search/", {"q": w}).status_code == 302
+
+
+def test_results_do_not_depend_on_the_window_size(db, client_for, monkeypatch):
+    """The log is searched newest first in windows of positions: tiny windows (so
+    every page spans many of them) give exactly the same pages."""
+    alice = UserFactory()
+    w = word()
+    name = new_room()
+    access = room_join(user=alice, name=name)
+    for n in range(12):
+        message_post(access=access, text=f"{w} {n}" if n % 3 else f"other {n}", client_id=None)
+    client = client_for(alice)
+
+    def pages() -> list[list[int]]:
+        seen, cursor = [], None
+        while True:
+            body = search(client, q=w, limit=3, **({"cursor": cursor} if cursor else {}))
+            seen.append([r["seq"] for r in body["results"]])
+            if not (cursor := body["next"]):
+                return seen
+
+    expected = [[12, 11, 9], [8, 6, 5], [3, 2]]
+    assert pages() == expected
+    monkeypatch.setattr("chat.search.FIRST_WINDOW", 1)
+    monkeypatch.setattr("chat.search.WINDOW_GROWTH", 2)
+    assert pages() == expected
