@@ -145,6 +145,8 @@ def _build(cursor, indexes: dict[str, str]) -> dict[str, float]:  # type: ignore
         started = time.perf_counter()
         cursor.execute(sql)
         seconds[name] = round(time.perf_counter() - started, 1)
+    # Statistics of the index expressions go with the dropped index: the planner needs them back.
+    cursor.execute("ANALYZE events_event")
     return seconds
 
 
@@ -195,7 +197,7 @@ def _fill(*, messages: int, rooms: int, users: int, private_share: float) -> Non
                 )
         started = time.perf_counter()
         built = _build(cursor, indexes)
-        cursor.execute("VACUUM ANALYZE events_event")
+        cursor.execute("VACUUM events_event")
         total = round(time.perf_counter() - started, 1)
         print(json.dumps({"bench": "search", "run": "index build", "seconds": built, "total": total}), flush=True)
 
