@@ -36,15 +36,23 @@ def _create_extension(apps, schema_editor):  # type: ignore[no-untyped-def]
 # Lower-cased 2-character windows that hold a non-ASCII character: CJK text has
 # no spaces, so every window is a possible word. Only texts with such a
 # character are indexed (the partial indexes below): English messages never
-# call it.
+# call it. PL/pgSQL, because it keeps its compiled form per connection, where a
+# SQL-language function with a FROM clause would be planned again by every
+# INSERT (measured: ~45 µs against ~10 µs per append). GIN removes duplicate keys.
 _BIGRAMS = r"""
 CREATE OR REPLACE FUNCTION chat_search_bigrams(t text) RETURNS text[]
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT coalesce(array_agg(DISTINCT w.b), '{}') FROM (
-        SELECT c || lead(c) OVER (ORDER BY i) AS b
-        FROM unnest(string_to_array(lower(t), NULL)) WITH ORDINALITY AS u(c, i)
-    ) w
-    WHERE w.b ~ '[^\x01-\x7f]'
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    cs text[] := string_to_array(lower(t), NULL);
+    out text[] := '{}';
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(cs, 1), 0) - 1 LOOP
+        IF ascii(cs[i]) > 127 OR ascii(cs[i + 1]) > 127 THEN
+            out := out || (cs[i] || cs[i + 1]);
+        END IF;
+    END LOOP;
+    RETURN out;
+END
 $$
 """
 # A text with a non-ASCII character. chat.search repeats this exact expression
