@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Q
 from django.utils.html import escape
 
@@ -163,9 +164,14 @@ def _conditions(column: str, terms: tuple[Term, ...], params: list[Any]) -> str:
     return " AND ".join(parts)
 
 
-def _filters(query: SearchQuery, author_id: int | None, window: tuple[int, int], params: list[Any]) -> str:
-    parts = ["e.id >= %s", "e.id < %s"]
+def _filters(
+    query: SearchQuery, scope: "_Scope", author_id: int | None, window: tuple[int, int], params: list[Any]
+) -> str:
+    parts = [f"{scope.position} >= %s", f"{scope.position} < %s"]
     params.extend(window)
+    if query.cursor is not None:
+        parts.append("e.id < %s")
+        params.append(query.cursor)
     if query.author is not None:
         parts.append("e.actor_id = %s")
         params.append(author_id)
@@ -185,6 +191,12 @@ class _Scope:
 
     stream: int | None
     hidden: list[int]
+    head: int = 0
+
+    @property
+    def position(self) -> str:
+        """What orders the scope's events newest first: the room's seq, or the log's position."""
+        return "e.seq" if self.stream is not None else "e.id"
 
     def sql(self, column: str, params: list[Any]) -> str:
         if self.stream is not None:
@@ -201,9 +213,9 @@ def _sql(
     users = get_user_model()._meta.db_table
     params: list[Any] = []
     posted = scope.sql("e.stream_id", params) + " AND " + _conditions("(e.data ->> 'message')", query.terms, params)
-    posted += _filters(query, author_id, window, params)
+    posted += _filters(query, scope, author_id, window, params)
     state = scope.sql("s.stream_id", params) + " AND " + _conditions("s.text", query.terms, params)
-    state += _filters(query, author_id, window, params)
+    state += _filters(query, scope, author_id, window, params)
     params.append(limit)
     # Never corrected: the posted event holds the current text. Corrected: the
     # read model does (redacted rows have none and are left out). Sorting on
@@ -238,21 +250,32 @@ def _scope(*, user_id: int, room: str | None) -> _Scope | None:
     """None when the room does not exist or the user may not read it."""
     if room is not None:
         readable = Room.objects.filter(Q(is_private=False) | Q(memberships__user_id=user_id), name=room)
-        stream = readable.values_list("stream_id", flat=True).first()
-        return _Scope(stream=stream, hidden=[]) if stream is not None else None
+        found = readable.values_list("stream_id", "stream__head").first()
+        return _Scope(stream=found[0], hidden=[], head=found[1]) if found is not None else None
     members = Membership.objects.filter(user_id=user_id).values("room_id")
     hidden = Room.objects.filter(is_private=True).exclude(pk__in=members).values_list("stream_id", flat=True)
     return _Scope(stream=None, hidden=list(hidden))
 
 
-def _windows(top: int, *, one: bool) -> Iterator[tuple[int, int]]:
-    """Ranges of log positions below `top`, newest first, each WINDOW_GROWTH times
-    the last: a common word fills a page from the newest few thousand events
-    without visiting its every match; a rare one costs a few index probes. One
-    room is searched in one go: its own index bounds the work."""
-    if one:
-        yield 0, top
-        return
+def _top(cursor: CursorWrapper, query: SearchQuery, scope: _Scope) -> int:
+    """Where the first window ends (exclusive): the head, or the cursor's message."""
+    if scope.stream is None:
+        if query.cursor is not None:
+            return query.cursor
+        cursor.execute("SELECT coalesce(max(id), 0) + 1 FROM events_event")
+    elif query.cursor is not None:
+        cursor.execute("SELECT coalesce(max(seq), %s) FROM events_event WHERE id = %s", [scope.head + 1, query.cursor])
+    else:
+        return scope.head + 1
+    row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def _windows(top: int) -> Iterator[tuple[int, int]]:
+    """Ranges of positions below `top`, newest first, each WINDOW_GROWTH times the
+    last: a common word fills a page from the newest few thousand events without
+    visiting its every match; a rare one costs a few index probes. In one room
+    the positions are its seqs (its own index), in the whole log the log's."""
     size = FIRST_WINDOW
     while top > 0:
         low = max(top - size, 0)
@@ -276,12 +299,7 @@ def messages_search(*, user_id: int, query: SearchQuery) -> Results:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL statement_timeout = %s", [int(settings.CHAT_SEARCH_TIMEOUT_MS)])
             cursor.execute("SET LOCAL pg_trgm.word_similarity_threshold = 1")
-            if query.cursor is not None:
-                top = query.cursor
-            else:
-                cursor.execute("SELECT coalesce(max(id), 0) + 1 FROM events_event")
-                top = int(cursor.fetchone()[0])
-            for window in _windows(top, one=scope.stream is not None):
+            for window in _windows(_top(cursor, query, scope)):
                 wanted = query.limit + 1 - len(rows)
                 sql, params = _sql(query, scope=scope, author_id=author_id, window=window, limit=wanted)
                 cursor.execute(sql, params)

@@ -245,8 +245,8 @@ def _latency(name: str, words: list[str], *, runs: int, user_id: int, rooms: lis
     print(json.dumps(line, ensure_ascii=False), flush=True)
 
 
-def _appends(label: str, *, count: int, stream_ids: list[int], user_id: int, durable: bool) -> float:
-    """Mean ms per append of `count` realistic messages, one at a time in autocommit
+def _appends(label: str, *, count: int, stream_ids: list[int], user_id: int, durable: bool) -> tuple[float, float]:
+    """Mean and median ms per append of `count` realistic messages, one at a time in autocommit
     with the prepared append statement, as message_post does. `durable=False`
     leaves out the wait for the WAL flush (synchronous_commit off, this session
     only): the statement's own work, which is what an index adds to, without the
@@ -277,7 +277,7 @@ def _appends(label: str, *, count: int, stream_ids: list[int], user_id: int, dur
         "p99_ms": _pct(times, 99),
     }
     print(json.dumps(line), flush=True)
-    return float(line["mean_ms"])
+    return float(line["mean_ms"]), float(line["p50_ms"])
 
 
 def main() -> None:
@@ -318,15 +318,15 @@ def main() -> None:
     # rebuilt between rounds) so that a noisy neighbour weighs on both sides.
     stream_ids = list(Room.objects.filter(name__in=busy).values_list("stream_id", flat=True))
     _appends("warm-up", count=min(500, args.appends), stream_ids=stream_ids, user_id=user_id, durable=True)
-    means: dict[tuple[bool, bool], list[float]] = {}
+    means: dict[tuple[bool, bool], list[tuple[float, float]]] = {}
     with connection.cursor() as cursor:
         indexes = _search_indexes(cursor)
     for round_ in range(1, args.rounds + 1):
         for indexed in (True, False):
             label = f"{'with' if indexed else 'without'} search indexes, round {round_}"
             for durable in (True, False):
-                mean = _appends(label, count=args.appends, stream_ids=stream_ids, user_id=user_id, durable=durable)
-                means.setdefault((indexed, durable), []).append(mean)
+                times = _appends(label, count=args.appends, stream_ids=stream_ids, user_id=user_id, durable=durable)
+                means.setdefault((indexed, durable), []).append(times)
             with connection.cursor() as cursor:
                 if indexed:
                     _drop(cursor, indexes)
@@ -334,12 +334,14 @@ def main() -> None:
                     _build(cursor, indexes)
     line: dict[str, object] = {"bench": "search", "run": "append cost of the search indexes"}
     for durable, name in ((True, "committed to disk"), (False, "statement only")):
-        with_index, without = statistics.mean(means[True, durable]), statistics.mean(means[False, durable])
-        line[name] = {
-            "with_ms": round(with_index, 3),
-            "without_ms": round(without, 3),
-            "percent": round((with_index - without) / without * 100, 1),
-        }
+        figures: dict[str, float] = {}
+        for n, kind in enumerate(("mean", "p50")):
+            with_index = statistics.mean(t[n] for t in means[True, durable])
+            without = statistics.mean(t[n] for t in means[False, durable])
+            figures[f"{kind}_with_ms"] = round(with_index, 3)
+            figures[f"{kind}_without_ms"] = round(without, 3)
+            figures[f"{kind}_percent"] = round((with_index - without) / without * 100, 1)
+        line[name] = figures
     print(json.dumps(line), flush=True)
 
 

@@ -287,8 +287,8 @@ def test_search_page_shows_escaped_highlighted_results_linking_to_the_message(db
 
 
 def test_results_do_not_depend_on_the_window_size(db, client_for, monkeypatch):
-    """The log is searched newest first in windows of positions: tiny windows (so
-    every page spans many of them) give exactly the same pages."""
+    """The log (or one room) is searched newest first in windows of positions
+    (seqs): tiny windows, so that every page spans many, give the same pages."""
     alice = UserFactory()
     w = word()
     name = new_room()
@@ -297,16 +297,16 @@ def test_results_do_not_depend_on_the_window_size(db, client_for, monkeypatch):
         message_post(access=access, text=f"{w} {n}" if n % 3 else f"other {n}", client_id=None)
     client = client_for(alice)
 
-    def pages() -> list[list[int]]:
+    def pages(**scope) -> list[list[int]]:
         seen, cursor = [], None
         while True:
-            body = search(client, q=w, limit=3, **({"cursor": cursor} if cursor else {}))
+            body = search(client, q=w, limit=3, **scope, **({"cursor": cursor} if cursor else {}))
             seen.append([r["seq"] for r in body["results"]])
             if not (cursor := body["next"]):
                 return seen
 
     expected = [[12, 11, 9], [8, 6, 5], [3, 2]]
-    assert pages() == expected
+    assert pages() == pages(room=name) == expected
     monkeypatch.setattr("chat.search.FIRST_WINDOW", 1)
     monkeypatch.setattr("chat.search.WINDOW_GROWTH", 2)
-    assert pages() == expected
+    assert pages() == pages(room=name) == expected
