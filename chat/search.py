@@ -10,9 +10,10 @@ message from search the moment it commits.
 Each word of the query must occur in the message (substring, case-insensitive);
 "quoted words" are one phrase. How a word is looked up depends on its longest
 run of letters: 3+ → the trigram index (any script); 2 with a non-ASCII
-character → the bigram index (2-character windows of Japanese/Chinese/Korean
-text); 2 ASCII letters → a whole word, through pg_trgm's word-boundary
-trigrams; shorter → it only narrows the other words' matches.
+character (会議) → the trigram index of the text with every character doubled
+(会会議議 has the trigrams 会会議 and 会議議); 2 ASCII letters → a whole word,
+through pg_trgm's word-boundary trigrams; shorter → it only narrows the other
+words' matches.
 """
 
 import re
@@ -38,8 +39,9 @@ TERMS_MAX = 8
 _TERMS = re.compile(r'"([^"]*)"|(\S+)')
 _WORD_RUN = re.compile(r"\w+")
 _ASCII_WORD = re.compile(r"[a-z0-9]{2}", re.ASCII)
-# The partial bigram indexes' predicate (chat migration 0005), repeated exactly.
-_NON_ASCII = r"~ '[^\x01-\x7f]'"
+# The doubled-text indexes' expression and predicate (chat migration 0005), repeated exactly.
+_DOUBLED = r"regexp_replace(lower({column}), '(.)', '\1\1', 'g')"
+_NON_ASCII = r"{column} ~ '[^\x01-\x7f]'"
 SNIPPET_CHARS = 280
 # The log is searched newest first in windows of positions, the first this
 # large, each next one this many times larger (see _windows).
@@ -50,8 +52,9 @@ WINDOW_GROWTH = 4
 @dataclass(frozen=True)
 class Term:
     text: str
-    # "trigram", "bigram" (a 2-character run with a non-ASCII character), "word"
-    # (a 2-letter ASCII word) or "filter" (no index: narrows the other terms).
+    # "trigram", "bigram" (a 2-character run with a non-ASCII character, found in
+    # the doubled text), "word" (a 2-letter ASCII word) or "filter" (no index:
+    # narrows the other terms).
     kind: str
     key: str = ""
 
@@ -152,8 +155,9 @@ def _conditions(column: str, terms: tuple[Term, ...], params: list[Any]) -> str:
     parts = []
     for term in terms:
         if term.kind == "bigram":
-            parts.append(f"{column} {_NON_ASCII} AND chat_search_bigrams({column}) @> chat_search_bigrams(%s)")
-            params.append(term.key)
+            non_ascii, doubled = _NON_ASCII.format(column=column), _DOUBLED.format(column=column)
+            parts.append(f"{non_ascii} AND {doubled} ILIKE %s")
+            params.append(_like("".join(c * 2 for c in term.key)))
         elif term.kind == "word":
             # A whole word: with the threshold at 1 (set below), `<%` holds when the
             # text has the word's trigrams with its boundaries: "  q", " qa", "qa ".
