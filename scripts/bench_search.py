@@ -287,8 +287,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2_000)
     parser.add_argument("--private-share", type=float, default=0.1, help="share of private rooms")
     parser.add_argument("--runs", type=int, default=200, help="searches per query kind")
-    parser.add_argument("--appends", type=int, default=2000, help="appends per round and mode of the append cost")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the append cost (with, then without)")
+    parser.add_argument("--appends", type=int, default=1000, help="appends per round and mode of the append cost")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds of the append cost (with, then without)")
     parser.add_argument("--reuse", action="store_true", help="keep an existing bench database and its data")
     args = parser.parse_args()
 
