@@ -173,18 +173,16 @@ def _filters(
 ) -> str:
     parts = [f"{scope.position} >= %s", f"{scope.position} < %s"]
     params.extend(window)
-    if query.cursor is not None:
-        parts.append("e.id < %s")
-        params.append(query.cursor)
-    if query.author is not None:
-        parts.append("e.actor_id = %s")
-        params.append(author_id)
-    if query.before is not None:
-        parts.append("e.created_at < %s")
-        params.append(query.before)
-    if query.after is not None:
-        parts.append("e.created_at >= %s")
-        params.append(query.after)
+    optional: list[tuple[str, object]] = [
+        ("e.id < %s", query.cursor),
+        ("e.actor_id = %s", author_id),
+        ("e.created_at < %s", query.before),
+        ("e.created_at >= %s", query.after),
+    ]
+    for condition, value in optional:
+        if value is not None:
+            parts.append(condition)
+            params.append(value)
     return "".join(f" AND {p}" for p in parts)
 
 
