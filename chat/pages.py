@@ -1,4 +1,4 @@
-"""The chat's HTML pages: the room list (home), the room page and room creation.
+"""The chat's HTML pages: the room list (home), the room page, room creation and search.
 
 Adapters: they parse the request, make one service call and render. The live
 part of the room page is chat/static/chat/room.js speaking PROTOCOL.md.
@@ -18,7 +18,9 @@ from django.views.decorators.http import require_POST
 from .errors import ChatError
 from .forms import RoomCreateForm
 from .models import Membership, Room
+from .search import messages_search
 from .services import room_join, room_name_normalize, room_readable
+from .views import permalink, search_query
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,42 @@ def room_page(request: HttpRequest, room: str) -> HttpResponse:
         "eventsUrl": reverse("chat:room_events", kwargs={"room": name}),
         "historyLimit": settings.CHAT_HISTORY_LIMIT,
         "pageSize": settings.CHAT_HISTORY_LIMIT,
+        "at": _at(request),
     }
     return render(request, "chat/room.html", {"room_name": name, "config": config})
+
+
+def _at(request: HttpRequest) -> int | None:
+    """The permalinked seq (`?at=SEQ`), if any; anything else opens the room normally."""
+    raw = request.GET.get("at", "")
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) <= 18 and int(raw) > 0 else None
+
+
+@login_required
+def search_page(request: HttpRequest) -> HttpResponse:
+    """Search results as a page: the same query and results as /api/search, each
+    linking to the message in its room (`/chat/<room>/?at=<seq>`)."""
+    params = {name: request.GET.get(name, "") for name in ("q", "room", "author", "after", "before")}
+    context: dict[str, object] = {"params": params, "searched": bool(params["q"].strip())}
+    status = 200
+    user_id = request.user.pk
+    assert user_id is not None, "behind login_required"
+    if context["searched"]:
+        try:
+            query = search_query(request)
+            if query.room is not None:
+                room_readable(user=request.user, name=query.room)
+            results = messages_search(user_id=user_id, query=query)
+        except ChatError as exc:
+            context["error"] = exc.detail
+            status = {"forbidden": 403, "not_found": 404, "unavailable": 503}.get(exc.code, 400)
+        else:
+            context["hits"] = [(hit, permalink(hit.room, hit.seq)) for hit in results.hits]
+            if results.next_cursor is not None:
+                more = request.GET.copy()
+                more["cursor"] = str(results.next_cursor)
+                context["next_url"] = f"{reverse('chat:search')}?{more.urlencode()}"
+    return render(request, "chat/search.html", context, status=status)
 
 
 def _refusal(request: HttpRequest, exc: ChatError) -> HttpResponse:

@@ -254,6 +254,11 @@ CHAT_HISTORY_MAX = env.int("CHAT_HISTORY_MAX", default=500)
 CHAT_RESUME_MAX = env.int("CHAT_RESUME_MAX", default=1000)
 CHAT_MESSAGE_MAX_CHARS = env.int("CHAT_MESSAGE_MAX_CHARS", default=4000)
 CHAT_FRAME_MAX_BYTES = env.int("CHAT_FRAME_MAX_BYTES", default=64 * 1024)
+# Search (chat.search): results per page by default and at most, and how long one
+# search may run before it is refused as too broad.
+CHAT_SEARCH_LIMIT = env.int("CHAT_SEARCH_LIMIT", default=20)
+CHAT_SEARCH_MAX = env.int("CHAT_SEARCH_MAX", default=100)
+CHAT_SEARCH_TIMEOUT_MS = env.int("CHAT_SEARCH_TIMEOUT_MS", default=5000)
 CHAT_RATE_LIMIT = env.str("CHAT_RATE_LIMIT", default="20/10s")
 # How often each server process compares its rooms' heads with what its
 # sockets were sent, to deliver an event whose broadcast was lost.

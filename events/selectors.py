@@ -43,6 +43,18 @@ def events_before(*, stream_id: int, before: int | None, limit: int) -> tuple[li
     return page, has_more
 
 
+def events_around(*, stream_id: int, seq: int, limit: int) -> tuple[list[Event], bool, bool]:
+    """A page of at most `limit` events centred on `seq` (about half before it),
+    oldest first, and whether older and newer events remain."""
+    older = list(_stream_events(stream_id).filter(seq__lt=seq).order_by("-seq")[: limit // 2 + 1])
+    has_older = len(older) > limit // 2
+    older = older[: limit // 2]
+    older.reverse()
+    newer = list(_stream_events(stream_id).filter(seq__gte=seq).order_by("seq")[: limit - len(older) + 1])
+    has_newer = len(newer) > limit - len(older)
+    return older + newer[: limit - len(older)], has_older, has_newer
+
+
 def stream_head(*, stream_id: int) -> int:
     return Stream.objects.values_list("head", flat=True).get(id=stream_id)
 

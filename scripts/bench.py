@@ -186,6 +186,7 @@ def main() -> None:
     ap.add_argument("--skip-compare", action="store_true")
     ap.add_argument("--skip-replay", action="store_true")
     ap.add_argument("--skip-digest", action="store_true")
+    ap.add_argument("--skip-search", action="store_true")  # issue 13: scripts/bench_search.py
     ap.add_argument("--skip-fine", action="store_true")
     ap.add_argument("--skip-connections", action="store_true")
     # compare.py alternates peer and target this many times and keeps each one's best:
@@ -255,6 +256,10 @@ def main() -> None:
     if not args.skip_digest:
         # The digest projection over 1,000,000 events and 10,000 users (its own database).
         subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_digest.py")], cwd=ROOT, check=True)
+    # ---- search (issue 13): 1,000,000 messages, latency per query kind, the index's
+    # cost on the append; its own database (scripts/bench_search.py). ----
+    if not args.skip_search:
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_search.py")], cwd=ROOT, check=True)
 
 
 if __name__ == "__main__":

@@ -35,16 +35,34 @@ def _with_db(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def _create_database(admin_url: str, *, reuse: bool) -> bool:
+def _create_database(admin_url: str, name: str, *, reuse: bool) -> bool:
     """Create the bench database; False if it exists and is reused."""
     with psycopg.connect(_with_db(admin_url, "postgres"), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if exists and reuse:
             return False
         if exists:
-            conn.execute(f"DROP DATABASE {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
     return True
+
+
+def bench_django(name: str, *, reuse: bool) -> tuple[str, bool]:
+    """Create (or with `reuse` keep) the database `name` next to DATABASE_URL's,
+    set Django up on it and migrate it: (DATABASE_URL's own URL, whether it was created)."""
+    base_url = os.environ.get("DATABASE_URL", "postgres://chat:chat@127.0.0.1:54329/chat")
+    created = _create_database(base_url, name, reuse=reuse)
+    os.environ["DATABASE_URL"] = _with_db(base_url, name)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)  # a reused database may be behind the code
+    return base_url, created
 
 
 def _fill(*, events: int, rooms: int, users: int, rooms_per_user: int) -> None:
@@ -143,18 +161,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep an existing bench database and its data")
     args = parser.parse_args()
 
-    base_url = os.environ.get("DATABASE_URL", "postgres://chat:chat@127.0.0.1:54329/chat")
-    created = _create_database(base_url, reuse=args.reuse)
-    os.environ["DATABASE_URL"] = _with_db(base_url, BENCH_DB)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)  # a reused database may be behind the code
+    base_url, created = bench_django(BENCH_DB, reuse=args.reuse)
     if created:
         started = time.perf_counter()
         _fill(events=args.events, rooms=args.rooms, users=args.users, rooms_per_user=args.rooms_per_user)

@@ -5,6 +5,10 @@
 // the socket, whose delivery is gapless, so `?since=lastSeq` on reconnect resumes
 // with no gap and no duplicate. Every piece of user data goes into the DOM through
 // textContent, never innerHTML.
+//
+// A permalink (`?at=SEQ`, config.at) opens the room at that message: a page around
+// it from the scrollback API, older pages on scroll-up, newer ones on scroll-down;
+// the socket connects with `?since=` once the newest page reaches the room's head.
 
 // Django's JavaScript catalog (/jsi18n/, loaded before this module) defines these.
 const gettext = window.gettext || ((s) => s);
@@ -21,6 +25,7 @@ const els = {
   input: document.getElementById("message-input"),
   error: document.getElementById("composer-error"),
   presence: document.getElementById("presence"),
+  latest: document.getElementById("jump-latest"),
 };
 
 const bySeq = new Map(); // seq of a posted message -> <li>
@@ -36,6 +41,10 @@ let hasMore = true;
 let loadingOlder = false;
 let readSent = 0;
 let readTimer = null;
+let startSince = null; // permalink mode: the socket resumes after the newest page loaded over HTTP
+let hasNewer = false; // permalink mode: newer events than those shown remain to be paged in
+let highestLoaded = 0;
+let loadingNewer = false;
 
 const timeFormat = new Intl.DateTimeFormat(document.documentElement.lang || undefined, {
   hour: "2-digit",
@@ -227,7 +236,8 @@ function showError(text) {
 
 function socketUrl() {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const query = everConnected ? `?since=${lastSeq}` : `?history=${config.historyLimit}`;
+  const since = everConnected ? lastSeq : startSince;
+  const query = since !== null ? `?since=${since}` : `?history=${config.historyLimit}`;
   return `${proto}//${location.host}/ws/chat/${encodeURIComponent(config.room)}/${query}`;
 }
 
@@ -291,7 +301,7 @@ function scheduleReconnect() {
 }
 
 function historyEnd(end, replayed) {
-  const stick = nearBottom() || !everConnected;
+  const stick = nearBottom() || (!everConnected && startSince === null);
   if (end.reset) {
     // The room's log was restored: what we showed past its head is gone.
     dropSeqs((seq) => seq > end.last_seq);
@@ -304,7 +314,7 @@ function historyEnd(end, replayed) {
   for (const ev of replayed) addEvent(ev);
   // The replay reaches the head as it was read: everything up to it has been received.
   lastSeq = end.last_seq;
-  if (!everConnected) {
+  if (!everConnected && startSince === null) {
     const oldest = oldestSeq();
     hasMore = oldest !== null && oldest > 1;
   } else if (end.truncated) {
@@ -456,13 +466,79 @@ async function loadOlder() {
 
 // Without a scrollbar there is no scroll-up: load until there is one or nothing is left.
 function fillViewport() {
-  if (hasMore && !loadingOlder && els.scroll.scrollHeight <= els.scroll.clientHeight) loadOlder();
+  if (els.scroll.scrollHeight > els.scroll.clientHeight) return;
+  if (hasMore && !loadingOlder) loadOlder();
+  else if (hasNewer && !loadingNewer) loadNewer();
+}
+
+// ---- permalinks ------------------------------------------------------------
+
+async function fetchPage(query) {
+  const response = await fetch(`${config.eventsUrl}?${query}&limit=${config.pageSize}`, {
+    credentials: "same-origin",
+    headers: { Accept: "application/json" },
+  });
+  const page = await response.json().catch(() => ({}));
+  if (!response.ok) throw Object.assign(new Error(String(response.status)), { code: page.error });
+  for (const ev of page.events) highestLoaded = Math.max(highestLoaded, ev.seq);
+  return page;
+}
+
+async function openAt(seq) {
+  startSince = 0;
+  els.latest.hidden = false;
+  showStatus("connecting", gettext("Loading…"));
+  let page;
+  try {
+    page = await fetchPage(`around=${seq}`);
+  } catch (err) {
+    showStatus("refused", gettext("Disconnected"));
+    showError(err.code === "not_found" ? gettext("This message does not exist.") : gettext("Older messages could not be loaded."));
+    return;
+  }
+  for (const ev of page.events) addEvent({ type: "chat.message", ...ev });
+  hasMore = page.has_more;
+  hasNewer = page.has_newer;
+  const target = bySeq.get(seq);
+  if (target) {
+    target.classList.add("msg-target");
+    target.setAttribute("aria-current", "true");
+    target.scrollIntoView({ block: "center" });
+  }
+  updateTop();
+  if (!hasNewer) goLive();
+  else showStatus("history", gettext("Viewing older messages"));
+  fillViewport();
+}
+
+async function loadNewer() {
+  if (loadingNewer || !hasNewer) return;
+  loadingNewer = true;
+  try {
+    const page = await fetchPage(`after=${highestLoaded}`);
+    for (const ev of page.events) addEvent({ type: "chat.message", ...ev });
+    hasNewer = page.has_newer;
+  } catch {
+    showError(gettext("Newer messages could not be loaded."));
+  } finally {
+    loadingNewer = false;
+  }
+  if (!hasNewer) goLive();
+  fillViewport();
+}
+
+// The newest page reached the head: resume live from there, like a reconnect.
+function goLive() {
+  startSince = highestLoaded;
+  els.latest.hidden = true;
+  connect();
 }
 
 // ---- wiring ----------------------------------------------------------------
 
 els.scroll.addEventListener("scroll", () => {
   if (els.scroll.scrollTop < 60) loadOlder();
+  if (hasNewer && nearBottom()) loadNewer();
 });
 els.form.addEventListener("submit", (e) => {
   e.preventDefault();
@@ -484,7 +560,8 @@ document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") scheduleRead();
 });
 window.addEventListener("online", () => {
-  if (!socket && !stopped) connect();
+  if (!socket && !stopped && startSince !== 0) connect();
 });
 
-connect();
+if (config.at) openAt(config.at);
+else connect();

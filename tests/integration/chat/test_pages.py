@@ -20,16 +20,6 @@ def alice(db):
     return UserFactory()
 
 
-@pytest.fixture
-def client_for(db):
-    def make(user) -> Client:
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
-
-
 def post(user, room, count):
     access = room_join(user=user, name=room)
     for n in range(count):
