@@ -128,8 +128,12 @@ PAGES = [
     ("staff", "/admin/chat/room/", ["q", "is_private__exact", "is_archived__exact", "name__regex", "o", "p"]),
     ("staff", "/admin/blog/post/", ["q", "published_at__gte", "published_at__isnull", "title__regex", "p"]),
     ("staff", "/admin/events/event/", ["room", "created_from"]),  # no permission: refused, not broken
-    ("user", "/api/rooms/{room}/events", ["before", "limit"]),
+    ("user", "/api/rooms/{room}/events", ["before", "limit", "after", "around"]),
     ("user", "/api/rooms/{private}/events", ["before", "limit"]),
+    ("user", "/api/search", ["q", "room", "author", "before", "after", "limit", "cursor"]),
+    ("user", "/search/", ["q", "room", "author", "before", "after", "cursor"]),
+    ("user", "/chat/{room}/", ["at"]),
+    ("anonymous", "/api/search", ["q", "limit"]),
     ("user", "/", ["q", "page"]),
     ("user", "/chat/{room}/", ["since", "history"]),
     ("user", "/preferences/", ["next"]),
