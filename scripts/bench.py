@@ -186,12 +186,13 @@ def main() -> None:
     ap.add_argument("--skip-compare", action="store_true")
     ap.add_argument("--skip-replay", action="store_true")
     ap.add_argument("--skip-digest", action="store_true")
-    ap.add_argument("--skip-search", action="store_true")  # issue 13: scripts/bench_search.py
+    ap.add_argument("--skip-search", action="store_true")
     ap.add_argument("--skip-fine", action="store_true")
     ap.add_argument("--skip-connections", action="store_true")
     # compare.py alternates peer and target this many times and keeps each one's best:
     # one noisy step on a shared 2-core machine then moves neither figure.
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--scenarios", default="fanout_1x50,rooms_10x20x2", help="compare.py's scenarios")
     ap.add_argument("--replays", type=int, default=200)
     args = ap.parse_args()
 
@@ -221,6 +222,8 @@ def main() -> None:
                 os.environ["REDIS_URL"],
                 "--rounds",
                 str(args.rounds),
+                "--scenarios",
+                args.scenarios,
             ]
             subprocess.run(cmd, check=True)
         if not args.skip_fine:
