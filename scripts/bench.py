@@ -30,6 +30,16 @@ def bench_database_url() -> str:
     return urlunparse(u._replace(path=u.path.rstrip("/") + "_bench"))
 
 
+def use_bench_redis() -> None:
+    """Redis database 2, emptied: the bench database's user and room ids must not meet
+    keys (rate windows, presence, revocation) written for another database's."""
+    import redis
+
+    u = urlparse(os.environ["REDIS_URL"])
+    os.environ["REDIS_URL"] = urlunparse(u._replace(path="/2"))
+    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+
+
 def setup_django(db_url: str) -> None:
     os.environ["DATABASE_URL"] = db_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -198,6 +208,7 @@ def main() -> None:
 
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret")
     os.environ["DJANGO_DEBUG"] = "false"
+    use_bench_redis()
     db_url = bench_database_url()
     os.environ["DATABASE_URL"] = db_url
     ensure_database(db_url)

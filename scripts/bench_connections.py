@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import bench_database_url, ensure_database, pct, seeded_room, setup_django, start_peer
+from bench import bench_database_url, ensure_database, pct, seeded_room, setup_django, start_peer, use_bench_redis
 from bench import start_server as start_ours
 
 from tests.support.servers import free_port
@@ -233,6 +233,7 @@ def main() -> None:
     raise_fd_limit()
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret")
     os.environ["DJANGO_DEBUG"] = "false"
+    use_bench_redis()
     db_url = bench_database_url()
     os.environ["DATABASE_URL"] = db_url
     ensure_database(db_url)
