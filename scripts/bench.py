@@ -73,6 +73,17 @@ def make_cookies(n: int, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def bench_setup() -> None:
+    """The bench's own database (migrated) and Redis database, and Django set up on them."""
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret")
+    os.environ["DJANGO_DEBUG"] = "false"
+    use_bench_redis()
+    db_url = bench_database_url()
+    os.environ["DATABASE_URL"] = db_url
+    ensure_database(db_url)
+    setup_django(db_url)
+
+
 def start_server(port: int) -> subprocess.Popen:
     """Our server as the Procfile runs it (default log level and verbosity), on its own port.
     The benchmark measures fan-out: the per-user send limit would refuse its senders."""
@@ -206,13 +217,7 @@ def main() -> None:
     ap.add_argument("--replays", type=int, default=200)
     args = ap.parse_args()
 
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret")
-    os.environ["DJANGO_DEBUG"] = "false"
-    use_bench_redis()
-    db_url = bench_database_url()
-    os.environ["DATABASE_URL"] = db_url
-    ensure_database(db_url)
-    setup_django(db_url)
+    bench_setup()
     workdir = Path(tempfile.mkdtemp(prefix="chat-bench-"))
     cookies = workdir / "cookies.txt"
     make_cookies(50, cookies)

@@ -19,7 +19,6 @@ single connects to a quiet room with 50 events of history (p50/p99).
 import argparse
 import asyncio
 import json
-import os
 import random
 import resource
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import bench_database_url, ensure_database, pct, seeded_room, setup_django, start_peer, use_bench_redis
+from bench import bench_setup, pct, seeded_room, start_peer
 from bench import start_server as start_ours
 
 from tests.support.servers import free_port
@@ -231,13 +230,7 @@ def main() -> None:
     ap.add_argument("--only", default="layouts,storm,quiet")
     args = ap.parse_args()
     raise_fd_limit()
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret")
-    os.environ["DJANGO_DEBUG"] = "false"
-    use_bench_redis()
-    db_url = bench_database_url()
-    os.environ["DATABASE_URL"] = db_url
-    ensure_database(db_url)
-    setup_django(db_url)
+    bench_setup()
     from tests.support.sessions import signed_in_cookies
 
     cookies = signed_in_cookies("conn", args.sockets)
