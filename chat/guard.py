@@ -24,7 +24,6 @@ import heapq
 import itertools
 import logging
 import time
-import weakref
 from collections import deque
 from typing import Any, Protocol
 
@@ -42,7 +41,7 @@ from .revocation import (
     Grant,
     room_members,
 )
-from .threads import db
+from .threads import db, per_loop
 
 logger = logging.getLogger(__name__)
 
@@ -258,13 +257,5 @@ def _spawn(coro: Any) -> None:
     task.add_done_callback(_pending.discard)
 
 
-_guards: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Guard]" = weakref.WeakKeyDictionary()
-
-
-def guard() -> Guard:
-    """The guard of the running event loop (one per server process)."""
-    loop = asyncio.get_running_loop()
-    found = _guards.get(loop)
-    if found is None:
-        found = _guards[loop] = Guard()
-    return found
+# The guard of the running event loop (one per server process).
+guard = per_loop(Guard)

@@ -23,7 +23,6 @@ missing events from the database, read once per room.
 
 import asyncio
 import logging
-import weakref
 from typing import Any, Protocol
 
 from channels.layers import BaseChannelLayer
@@ -33,7 +32,7 @@ from config import metrics
 from events.selectors import stream_heads
 
 from .services import RoomAccess, room_frames
-from .threads import db
+from .threads import db, per_loop
 
 logger = logging.getLogger(__name__)
 
@@ -313,14 +312,5 @@ class Hub:
 # Strong references to unsubscriptions until they finish (the loop keeps only weak ones).
 _unsubscribing: set[asyncio.Task[None]] = set()
 
-_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
-
-
-def hub() -> Hub:
-    """The hub of the running event loop (one per server process)."""
-    loop = asyncio.get_running_loop()
-    found = _hubs.get(loop)
-    if found is None:
-        found = Hub(settings.CHAT_HEAD_CHECK_SECONDS)
-        _hubs[loop] = found
-    return found
+# The hub of the running event loop (one per server process).
+hub = per_loop(lambda: Hub(settings.CHAT_HEAD_CHECK_SECONDS))

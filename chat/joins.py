@@ -7,8 +7,6 @@ while one batch is in the database pool share the next, so a reconnect storm
 costs a few queries per batch instead of several per socket.
 """
 
-import asyncio
-import weakref
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -16,7 +14,7 @@ from django.conf import settings
 from .errors import ChatError
 from .revocation import Grant, sockets_grant
 from .services import Replay, RoomAccess, rooms_replay
-from .threads import Batcher
+from .threads import Batcher, per_loop
 
 
 def sockets_replay(requests: list[tuple[RoomAccess, int | None, int]]) -> list[Replay | ChatError]:
@@ -45,18 +43,11 @@ class Joins:
     enter: Batcher[tuple[str | None, str, int | None, int], tuple[Grant, Replay]]
 
 
-_joins: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Joins]" = weakref.WeakKeyDictionary()
-
-
-def joins() -> Joins:
-    """The batchers of the running event loop (one per server process)."""
-    loop = asyncio.get_running_loop()
-    found = _joins.get(loop)
-    if found is None:
-        backlog = settings.CHAT_JOIN_BACKLOG
-        found = _joins[loop] = Joins(
-            access=Batcher(sockets_grant, backlog=backlog),
-            replay=Batcher(sockets_replay, backlog=backlog),
-            enter=Batcher(sockets_enter, backlog=backlog),
-        )
-    return found
+# The batchers of the running event loop (one per server process).
+joins = per_loop(
+    lambda: Joins(
+        access=Batcher(sockets_grant, backlog=settings.CHAT_JOIN_BACKLOG),
+        replay=Batcher(sockets_replay, backlog=settings.CHAT_JOIN_BACKLOG),
+        enter=Batcher(sockets_enter, backlog=settings.CHAT_JOIN_BACKLOG),
+    )
+)

@@ -28,7 +28,6 @@ import os
 import secrets
 import socket
 import time
-import weakref
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -38,6 +37,7 @@ from django.conf import settings
 
 from .redis_client import redis_client
 from .services import RoomAccess
+from .threads import per_loop
 
 logger = logging.getLogger(__name__)
 
@@ -202,13 +202,5 @@ class Presence:
         self.failing = False
 
 
-_presences: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Presence]" = weakref.WeakKeyDictionary()
-
-
-def presence() -> Presence:
-    """The presence of the running event loop (one per server process)."""
-    loop = asyncio.get_running_loop()
-    found = _presences.get(loop)
-    if found is None:
-        found = _presences[loop] = Presence()
-    return found
+# The presence of the running event loop (one per server process).
+presence = per_loop(Presence)

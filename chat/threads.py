@@ -14,6 +14,7 @@ waits for nothing.
 import asyncio
 import functools
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -86,3 +87,17 @@ class Batcher[T, R]:
                         future.set_result(result)
         finally:
             self.running = None
+
+
+def per_loop[T](factory: Callable[[], T]) -> Callable[[], T]:
+    """`factory()` made once per event loop (one per server process), forgotten with its loop."""
+    made: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = weakref.WeakKeyDictionary()
+
+    def get() -> T:
+        loop = asyncio.get_running_loop()
+        found = made.get(loop)
+        if found is None:
+            found = made[loop] = factory()
+        return found
+
+    return get
