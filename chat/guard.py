@@ -61,9 +61,9 @@ class Guarded(Protocol):
 
 class Guard:
     def __init__(self) -> None:
-        self.by_session: dict[str, set[Guarded]] = {}
-        self.by_user: dict[int, set[Guarded]] = {}
-        self.by_room: dict[int, set[Guarded]] = {}
+        self.by_session: Index[str] = Index()
+        self.by_user: Index[int] = Index()
+        self.by_room: Index[int] = Index()
         self.sockets: set[Guarded] = set()
         self.ready: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -124,9 +124,9 @@ class Guard:
                 return False
         sock.grant = grant
         self.sockets.add(sock)
-        self.by_session.setdefault(grant.session, set()).add(sock)
-        self.by_user.setdefault(grant.access.user_id, set()).add(sock)
-        self.by_room.setdefault(grant.access.room_id, set()).add(sock)
+        self.by_session.add(grant.session, sock)
+        self.by_user.add(grant.access.user_id, sock)
+        self.by_room.add(grant.access.room_id, sock)
         self._expire_at(sock, grant)
         return True
 
@@ -135,9 +135,9 @@ class Guard:
         if grant is None or sock not in self.sockets:
             return
         self.sockets.discard(sock)
-        _unindex(self.by_session, grant.session, sock)
-        _unindex(self.by_user, grant.access.user_id, sock)
-        _unindex(self.by_room, grant.access.room_id, sock)
+        self.by_session.discard(grant.session, sock)
+        self.by_user.discard(grant.access.user_id, sock)
+        self.by_room.discard(grant.access.room_id, sock)
         # The heap keeps its entry until it is popped, or rebuilt when mostly stale.
         if len(self.expiries) > 2 * len(self.sockets) + 64:
             self.expiries = [e for e in self.expiries if e[2] in self.sockets]
@@ -147,19 +147,19 @@ class Guard:
         """Close this process's sockets that a `chat.revoke` message concerns."""
         self.recent.append((asyncio.get_running_loop().time(), message))
         if "session" in message:
-            for sock in list(self.by_session.get(message["session"], ())):
+            for sock in self.by_session.get(message["session"]):
                 sock.revoke(ChatError("unauthenticated", SIGNED_OUT))
         elif "proof" in message:
-            for sock in list(self.by_user.get(message["user"], ())):
+            for sock in self.by_user.get(message["user"]):
                 if sock.grant is not None and sock.grant.proof != message["proof"]:
                     sock.revoke(ChatError("unauthenticated", ACCOUNT_CHANGED))
         elif "private" in message:
-            room = self.by_room.get(message["room"], ())
+            room = self.by_room.get(message["room"])
             joined_public = [s for s in room if s.grant is not None and not s.grant.access.is_private]
             if joined_public:
                 _spawn(self._privatized(message["room"], joined_public))
         elif "user" in message:
-            for sock in list(self.by_user.get(message["user"], ())):
+            for sock in self.by_user.get(message["user"]):
                 if sock.grant is not None and sock.grant.access.room_id == message["room"]:
                     sock.revoke(ChatError("forbidden", NOT_MEMBER))
 
@@ -232,12 +232,42 @@ def _concerns(message: dict[str, Any], grant: Grant) -> bool:
     return bool(message.get("room") == access.room_id)
 
 
-def _unindex[K](index: dict[K, set[Guarded]], key: K, sock: Guarded) -> None:
-    found = index.get(key)
-    if found is not None:
-        found.discard(sock)
-        if not found:
-            del index[key]
+class Index[K]:
+    """Sockets by a key. A key with one socket maps to it alone: most sessions and
+    users have one socket in a process, and a set would cost 200 bytes each."""
+
+    __slots__ = ("map",)
+
+    def __init__(self) -> None:
+        self.map: dict[K, Guarded | set[Guarded]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.map)
+
+    def add(self, key: K, sock: Guarded) -> None:
+        found = self.map.get(key)
+        if found is None:
+            self.map[key] = sock
+        elif isinstance(found, set):
+            found.add(sock)
+        elif found is not sock:
+            self.map[key] = {found, sock}
+
+    def discard(self, key: K, sock: Guarded) -> None:
+        found = self.map.get(key)
+        if found is sock:
+            del self.map[key]
+        elif isinstance(found, set):
+            found.discard(sock)
+            if len(found) == 1:
+                self.map[key] = next(iter(found))
+
+    def get(self, key: K) -> list[Guarded]:
+        """A copy: the caller may close sockets (and so discard them) while it walks it."""
+        found = self.map.get(key)
+        if found is None:
+            return []
+        return list(found) if isinstance(found, set) else [found]
 
 
 async def _quietly(coro: Any) -> None:

@@ -13,7 +13,6 @@ a path, several origins, a missing header) is refused with HTTP 403.
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
@@ -63,15 +62,3 @@ def origin_allowed(scope: dict[str, Any]) -> bool:
     scheme, host, port = origin
     named = f"[{host}]" if ":" in host else host
     return validate_host(named, settings.ALLOWED_HOSTS) and port == _reached_port(scope, headers, scheme)
-
-
-class OriginValidator:
-    """ASGI middleware: a WebSocket whose Origin is not allowed is refused before it opens."""
-
-    def __init__(self, application: Any) -> None:
-        self.application = application
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        if scope["type"] == "websocket" and not origin_allowed(scope):
-            return await WebsocketDenier()(scope, receive, send)
-        return await self.application(scope, receive, send)

@@ -1,19 +1,26 @@
-"""The WebSocket application: route, session key and consumer in one step.
+"""The WebSocket application: origin check, route, session key and consumer in one step.
 
-Channels' CookieMiddleware, a session middleware and URLRouter would each copy
-the scope and keep a coroutine frame of their own alive for as long as the
-socket is open; this keeps one of each. The room segment is validated by the
-consumer, so a bad name gets an `invalid_request` frame and close 4400, never a
-server error; any other path gets the same refusal.
+Channels' OriginValidator, CookieMiddleware, a session middleware and URLRouter
+would each copy the scope and keep a coroutine frame of their own alive for as
+long as the socket is open. Here one plain function checks the Origin
+(chat.origin), adds the session key and the route to the scope daphne made for
+this connection (a fresh dict nobody else holds), and returns the consumer's
+coroutine itself: nothing of this step stays alive per socket. The room segment
+is validated by the consumer, so a bad name gets an `invalid_request` frame and
+close 4400, never a server error; any other path gets the same refusal. A socket
+from an Origin that is not allowed is refused with HTTP 403 before it opens.
 """
 
 import re
+from collections.abc import Awaitable
 from typing import Any
 
+from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.http.cookie import parse_cookie
 
 from .consumers import ChatConsumer, UnknownPathConsumer
+from .origin import origin_allowed
 
 _ROOM_PATH = re.compile(r"^/ws/chat/(?P<room>.*)$", re.DOTALL)
 
@@ -28,12 +35,17 @@ def session_key(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-async def socket_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+def socket_application(scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+    """An ASGI application for WebSocket scopes (a plain function returning the
+    coroutine to run, which ASGI servers await like any application's)."""
+    if not origin_allowed(scope):
+        return WebsocketDenier()(scope, receive, send)
     match = _ROOM_PATH.match(scope["path"])
-    scope = dict(
-        scope,
-        session_key=session_key(scope.get("headers", [])),
-        url_route={"args": (), "kwargs": {"room": match["room"]} if match else {}},
-    )
+    scope["session_key"] = session_key(scope.get("headers", []))
+    scope["url_route"] = {"args": (), "kwargs": {"room": match["room"]} if match else {}}
     consumer = ChatConsumer() if match else UnknownPathConsumer()
-    await consumer(scope, receive, send)
+    return consumer(scope, receive, send)
+
+
+# asgiref would take a plain function for an ASGI 2 application.
+socket_application._asgi_single_callable = True  # type: ignore[attr-defined]
