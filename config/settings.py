@@ -5,6 +5,7 @@ when DJANGO_DEBUG is off. See the settings table in README.md.
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import django_stubs_ext
 import environ
@@ -117,7 +118,12 @@ CHANNEL_LAYERS = {
         # redis-py's default 5 s socket timeout equals the core layer's 5 s BZPOPMIN, so an
         # idle socket's receive timed out before Redis answered and the socket closed with
         # 1011: reads wait longer than any blocking command of the layer.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 10}]},
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 10}],
+            # Pub/sub channels are not per Redis database: name them by it, so servers on
+            # another database of the same Redis (tests: 1, bench: 2) never hear these.
+            "prefix": f"asgi{urlsplit(REDIS_URL).path.strip('/') or '0'}",
+        },
     }
 }
 

@@ -21,8 +21,14 @@ from tests.support.servers import Daphne, server_env, serving
 def django_db_setup(django_test_environment, django_db_blocker) -> Iterator[None]:
     """Always create the test database, even when no collected test asks for `db`:
     pytest-django would otherwise leave `committed` tests on the real database."""
+    import redis
     from django.test.utils import setup_databases, teardown_databases
 
+    # The new test database numbers its users and rooms from 1 again, and Redis keys
+    # name them by id (revocation proofs, presence, rate windows): a previous run's
+    # keys would speak for this run's users. `make test` gives the tests a Redis
+    # database of their own (1), so it starts empty.
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
     with django_db_blocker.unblock():
         config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
     yield
