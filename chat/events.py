@@ -73,11 +73,12 @@ def _validate_user_erased(data: Data) -> Data:
     return {"user_id": validate_seq(data.get("user_id"), field_name="user_id")}
 
 
-register(EventType(name=MESSAGE_POSTED, version=1, validate=_validate_message_posted))
-register(EventType(name=MESSAGE_EDITED, version=1, validate=_validate_message_edited))
-register(EventType(name=MESSAGE_REDACTED, version=1, validate=_validate_message_redacted))
+register(EventType(name=MESSAGE_POSTED, version=1, validate=_validate_message_posted, personal_text=True))
+register(EventType(name=MESSAGE_EDITED, version=1, validate=_validate_message_edited, personal_text=True))
+register(EventType(name=MESSAGE_REDACTED, version=1, validate=_validate_message_redacted, personal_text=True))
 register(EventType(name=ROOM_ARCHIVED, version=1, validate=_validate_room_archived))
-register(EventType(name=USER_ERASED, version=1, validate=_validate_user_erased))
+# Logs written before the registry hold this name: it stays chat's erasure record.
+register(EventType(name=USER_ERASED, version=1, validate=_validate_user_erased, records_erasure=True))
 
 # The wire type of each event type (PROTOCOL.md).
 WIRE_TYPES = {MESSAGE_POSTED: "chat.message", MESSAGE_EDITED: "chat.edit", MESSAGE_REDACTED: "chat.redact"}
