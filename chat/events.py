@@ -42,17 +42,7 @@ def validate_reason(value: object) -> str:
     """Optional free text: absent or null is an empty reason."""
     if value is None:
         return ""
-    if not isinstance(value, str):
-        raise SchemaError("'reason' must be a string.")
-    if len(value) > REASON_MAX_CHARS:
-        raise SchemaError(f"'reason' is {len(value)} characters long; the limit is {REASON_MAX_CHARS}.")
-    if "\x00" in value:
-        raise SchemaError("'reason' must not contain a NUL character.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise SchemaError("'reason' contains an invalid character (a lone surrogate).") from None
-    return value
+    return validate_text(value, field_name="reason", max_chars=REASON_MAX_CHARS, blank=True)
 
 
 def _validate_message_edited(data: Data) -> Data:

@@ -19,7 +19,7 @@ from .errors import ChatError
 from .forms import RoomCreateForm
 from .models import Membership, Room
 from .search import messages_search
-from .services import room_join, room_name_normalize, room_readable
+from .services import ROOM_NAME_RULE, room_join, room_name_normalize, room_readable
 from .views import permalink, search_query
 
 
@@ -139,7 +139,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
 def _refusal(request: HttpRequest, exc: ChatError) -> HttpResponse:
     messages = {
         "forbidden": (403, _("This room is private and you are not a member.")),
-        "invalid_request": (400, _("A room name is 1 to 64 letters, digits, '_' or '-'.")),
+        "invalid_request": (400, _(ROOM_NAME_RULE)),
     }
     status, text = messages.get(exc.code, (400, _("This room cannot be opened.")))
     return render(request, "chat/refused.html", {"reason": text}, status=status)

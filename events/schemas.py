@@ -66,11 +66,11 @@ def upcast(name: str, version: int, data: Data) -> Data:
     return data
 
 
-def validate_text(value: object, *, field_name: str, max_chars: int) -> str:
-    """A non-blank string without NUL or lone surrogates, at most max_chars long."""
+def validate_text(value: object, *, field_name: str, max_chars: int, blank: bool = False) -> str:
+    """A string without NUL or lone surrogates, at most max_chars long; not blank unless `blank`."""
     if not isinstance(value, str):
         raise SchemaError(f"'{field_name}' must be a string.")
-    if not value.strip():
+    if not blank and not value.strip():
         raise SchemaError(f"'{field_name}' must not be empty.")
     if len(value) > max_chars:
         raise SchemaError(f"'{field_name}' is {len(value)} characters long; the limit is {max_chars}.")
