@@ -15,6 +15,8 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from config.params import BadParam, param_int
+
 from .errors import ChatError
 from .forms import RoomCreateForm
 from .models import Membership, Room
@@ -105,8 +107,10 @@ def room_page(request: HttpRequest, room: str) -> HttpResponse:
 
 def _at(request: HttpRequest) -> int | None:
     """The permalinked seq (`?at=SEQ`), if any; anything else opens the room normally."""
-    raw = request.GET.get("at", "")
-    return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) <= 18 and int(raw) > 0 else None
+    try:
+        return param_int(request.GET, "at", minimum=1)
+    except BadParam:
+        return None
 
 
 @login_required
