@@ -18,43 +18,23 @@ from django.db import migrations
 
 _0004 = importlib.import_module("events.migrations.0004_hash_chain_and_erasure")
 
-FORWARD = """
-DROP FUNCTION events_erase_texts(bigint);
 
-CREATE OR REPLACE FUNCTION events_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'UPDATE'
-       AND current_setting('events.erasure', true) = 'on'
-       AND NEW.data = events_erased_data(OLD.data)
-       AND (NEW.id, NEW.stream_id, NEW.seq, NEW.uuid, NEW.type, NEW.schema_version, NEW.actor_id,
-            NEW.client_id, NEW.created_at, NEW.txid, NEW.content_hash, NEW.hash)
-           IS NOT DISTINCT FROM
-           (OLD.id, OLD.stream_id, OLD.seq, OLD.uuid, OLD.type, OLD.schema_version, OLD.actor_id,
-            OLD.client_id, OLD.created_at, OLD.txid, OLD.content_hash, OLD.hash)
-    THEN
-        RETURN NEW;
-    END IF;
-    RAISE EXCEPTION 'events are immutable: % on events_event is refused', TG_OP
-        USING ERRCODE = 'integrity_constraint_violation',
-              HINT = 'Append a correcting event instead.';
-END;
-$$;
+def _changed(sql: str, old: str, new: str) -> str:
+    assert old in sql, old
+    return sql.replace(old, new)
 
-CREATE FUNCTION events_erase_texts(p_actor_id bigint, p_types text[]) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
-DECLARE
-    n bigint;
-BEGIN
-    PERFORM set_config('events.erasure', 'on', true);
-    UPDATE events_event SET data = events_erased_data(data)
-     WHERE actor_id = p_actor_id AND type = ANY(p_types) AND NOT data ? 'erased';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    PERFORM set_config('events.erasure', 'off', true);
-    RETURN n;
-END;
-$$;
-"""
 
+# 0004's trigger function without its one chat-specific line.
+REFUSE_CHANGE = _changed(_0004.REFUSE_CHANGE, "       AND OLD.type LIKE 'chat.message.%'\n", "")
+# 0004's erase function, the types it scrubs now a parameter:
+#   events_erase_texts(p_actor_id bigint, p_types text[]) ... WHERE actor_id = p_actor_id AND type = ANY(p_types) ...
+ERASE_TEXTS = _changed(
+    _changed(_0004.ERASE_TEXTS, "(p_actor_id bigint)", "(p_actor_id bigint, p_types text[])"),
+    "type LIKE 'chat.message.%'",
+    "type = ANY(p_types)",
+)
+
+FORWARD = "DROP FUNCTION events_erase_texts(bigint);" + REFUSE_CHANGE + ERASE_TEXTS
 BACKWARD = "DROP FUNCTION events_erase_texts(bigint, text[]);" + _0004.REFUSE_CHANGE + _0004.ERASE_TEXTS
 
 
