@@ -1,12 +1,10 @@
 """GDPR erasure of a person's message texts (`manage.py erase_user`).
 
-The log stays append-only and verifiable: the erasure is itself an event
-(`chat.user.erased` in the `audit:erasure` stream), then the database function
-`events_erase_texts` (events migration 0004) replaces the data of the person's
-chat.message.* events by `{"erased": true}` — the one UPDATE the immutability
-trigger lets through, and only from inside that function. Each event's chain
-hash covers its `content_hash`, which is kept, so `verify_log` still passes and
-accepts those rows only because the erasure event names their author.
+The log stays append-only and verifiable: `events.services.actor_erase` records
+the erasure (`chat.user.erased`, chat's registered erasure type) and scrubs the
+person's events of every type registered as carrying personal text (chat's are
+the chat.message.* types, see chat.events); `verify_log` accepts those rows
+because the erasure event names their author.
 
 The read model then renders the person's messages as redacted everywhere
 (replay, gap fill, scrollback, emails and digests built later), and emails not
@@ -16,13 +14,12 @@ yet sent that may quote them are marked failed.
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from events.models import Event, OutboxEmail
-from events.services import event_append, stream_create
-from events.verify import ERASURE_STREAM
+from events.services import actor_erase
 
 from .events import MESSAGE_POSTED, USER_ERASED
 from .models import MessageState
@@ -44,12 +41,7 @@ def user_erase(*, user_id: int) -> Erasure:
     user = get_user_model().objects.get(pk=user_id)
     now = timezone.now()
     with transaction.atomic():
-        stream = stream_create(key=ERASURE_STREAM)
-        appended = event_append(stream_id=stream.pk, type=USER_ERASED, data={"user_id": user_id}, actor_id=None)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT events_erase_texts(%s)", [user_id])
-            row = cursor.fetchone()
-        scrubbed = int(row[0]) if row else 0
+        erased = actor_erase(actor_id=user_id, erasure_type=USER_ERASED)
         hidden = 0
         posted = Event.objects.filter(actor_id=user_id, type=MESSAGE_POSTED).values_list("stream_id", "seq")
         batch: list[MessageState] = []
@@ -71,8 +63,8 @@ def user_erase(*, user_id: int) -> Erasure:
         type(user).objects.filter(pk=user_id).update(is_active=False)
     return Erasure(
         user_id=user_id,
-        seq=appended.event.seq,
-        events_scrubbed=scrubbed,
+        seq=erased.event.seq,
+        events_scrubbed=erased.events_scrubbed,
         messages_hidden=hidden,
         emails_cancelled=cancelled,
     )

@@ -4,7 +4,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from .errors import ChatError
-from .services import room_name_normalize
+from .services import ROOM_NAME_RULE, room_name_normalize
 
 
 class RoomCreateForm(forms.Form):
@@ -18,6 +18,4 @@ class RoomCreateForm(forms.Form):
         try:
             return room_name_normalize(self.cleaned_data["name"])
         except ChatError:
-            raise forms.ValidationError(
-                _("A room name is 1 to 64 letters, digits, '_' or '-'."), code="invalid_room_name"
-            ) from None
+            raise forms.ValidationError(_(ROOM_NAME_RULE), code="invalid_room_name") from None

@@ -15,11 +15,13 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from config.params import BadParam, param_int
+
 from .errors import ChatError
 from .forms import RoomCreateForm
 from .models import Membership, Room
 from .search import messages_search
-from .services import room_join, room_name_normalize, room_readable
+from .services import ROOM_NAME_RULE, room_join, room_name_normalize, room_readable
 from .views import permalink, search_query
 
 
@@ -105,8 +107,10 @@ def room_page(request: HttpRequest, room: str) -> HttpResponse:
 
 def _at(request: HttpRequest) -> int | None:
     """The permalinked seq (`?at=SEQ`), if any; anything else opens the room normally."""
-    raw = request.GET.get("at", "")
-    return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) <= 18 and int(raw) > 0 else None
+    try:
+        return param_int(request.GET, "at", minimum=1)
+    except BadParam:
+        return None
 
 
 @login_required
@@ -139,7 +143,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
 def _refusal(request: HttpRequest, exc: ChatError) -> HttpResponse:
     messages = {
         "forbidden": (403, _("This room is private and you are not a member.")),
-        "invalid_request": (400, _("A room name is 1 to 64 letters, digits, '_' or '-'.")),
+        "invalid_request": (400, _(ROOM_NAME_RULE)),
     }
     status, text = messages.get(exc.code, (400, _("This room cannot be opened.")))
     return render(request, "chat/refused.html", {"reason": text}, status=status)

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 
+from config.params import BadParam, int_clean, last
 from events.schemas import SchemaError, event_type
 
 from .errors import ChatError
@@ -165,10 +166,11 @@ def parse_join(query_string: bytes) -> JoinParams:
 
 
 def _non_negative(query: dict[str, list[str]], name: str) -> int | None:
-    values = query.get(name)
-    if not values:
+    """The last value of a join parameter by the shared rule (config.params); present but blank is refused."""
+    value = last(query, name)
+    if value is None:
         return None
-    value = values[-1]
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise ChatError("invalid_request", f"'{name}' must be a non-negative integer.")
-    return int(value)
+    try:
+        return int_clean(name, value)
+    except BadParam:
+        raise ChatError("invalid_request", f"'{name}' must be a non-negative integer.") from None

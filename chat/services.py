@@ -15,6 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
+from django.utils.translation import gettext_noop
 
 from config import metrics
 from events import selectors as event_selectors
@@ -27,6 +28,9 @@ from .models import Membership, Room
 from .selectors import events_render
 
 _ROOM_NAME = re.compile(r"[\w-]{1,64}")
+# The rule above as a person reads it: in English on the wire (PROTOCOL.md), and
+# marked for translation so that the pages show it in the reader's language.
+ROOM_NAME_RULE = gettext_noop("A room name is 1 to 64 letters, digits, '_' or '-'.")
 
 
 @dataclass(frozen=True)
@@ -74,10 +78,7 @@ def room_name_normalize(raw: str) -> str:
             f"A room name may not contain invisible or direction-changing characters (U+{ord(hidden):04X}).",
         )
     if not _ROOM_NAME.fullmatch(name):
-        raise ChatError(
-            "invalid_request",
-            "A room name is 1 to 64 letters, digits, '_' or '-'.",
-        )
+        raise ChatError("invalid_request", ROOM_NAME_RULE)
     return name
 
 

@@ -1,15 +1,14 @@
 """HTTP adapters of the chat: the scrollback API and the search API."""
 
-from datetime import datetime, time
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, QueryDict
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
-from config.params import BadParam, param_int
+from config.params import BadParam, param_int, param_moment
 from events import selectors as event_selectors
 from events.models import Event
 
@@ -26,12 +25,16 @@ def _error(exc: ChatError) -> JsonResponse:
     return JsonResponse({"error": exc.code, "detail": exc.detail}, status=_STATUS.get(exc.code, 400))
 
 
-def _int_param(request: HttpRequest, name: str) -> int | None:
-    """A whole-number parameter through the shared checks (config.params), as the API's error."""
+def _param[T](read: Callable[[QueryDict, str], T | None], request: HttpRequest, name: str) -> T | None:
+    """A parameter through the shared checks (config.params), refused as the API's error."""
     try:
-        return param_int(request.GET, name)
+        return read(request.GET, name)
     except BadParam as exc:
         raise ChatError("invalid_request", exc.detail) from exc
+
+
+def _int_param(request: HttpRequest, name: str) -> int | None:
+    return _param(param_int, request, name)
 
 
 def _limit(request: HttpRequest, default: int, maximum: int) -> int:
@@ -80,19 +83,7 @@ def room_events(request: HttpRequest, room: str) -> JsonResponse:
 def _moment(request: HttpRequest, name: str) -> datetime | None:
     """An ISO 8601 date or date-time; a date means its midnight, a time without
     an offset is in the server's time zone."""
-    raw = request.GET.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        moment = parse_datetime(raw)
-        if moment is None:
-            day = parse_date(raw)
-            moment = datetime.combine(day, time()) if day is not None else None
-    except ValueError:
-        moment = None
-    if moment is None:
-        raise ChatError("invalid_request", f"'{name}' must be a date (2026-12-01) or a date and time (ISO 8601).")
-    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+    return _param(param_moment, request, name)
 
 
 def search_query(request: HttpRequest) -> SearchQuery:

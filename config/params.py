@@ -8,6 +8,7 @@ value or raises BadParam, whose `detail` names the parameter; the adapters turn
 it into their own refusal (a JSON 400, a page with the message, an admin 400).
 """
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 
 from django.http import QueryDict
@@ -37,7 +38,7 @@ def echo(value: str) -> str:
     return repr(value if len(value) <= _ECHO_CHARS else value[:_ECHO_CHARS] + "…")
 
 
-def last(query: QueryDict | dict[str, list[str] | str], name: str) -> str | None:
+def last(query: QueryDict | Mapping[str, list[str] | str], name: str) -> str | None:
     """The parameter's last value (a repeated parameter counts once, like a form), or None."""
     values = query.getlist(name) if isinstance(query, QueryDict) else query.get(name)
     if isinstance(values, list):

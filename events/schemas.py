@@ -2,7 +2,10 @@
 
 Apps declare their types here with `register`; the append service validates
 every event against its type, and readers call `upcast` so old rows always
-reach the code in the current shape.
+reach the code in the current shape. A type also says whether its data holds
+text a person wrote (erased by `events.services.actor_erase`) and whether it
+records an erasure (`events.verify` accepts erased rows by it): the event store
+itself knows no app's type names.
 """
 
 from collections.abc import Callable
@@ -23,6 +26,10 @@ class EventType:
     validate: Callable[[Data], Data]
     # upcasters[v] turns data of version v into version v + 1.
     upcasters: dict[int, Callable[[Data], Data]] = field(default_factory=dict)
+    # Its data holds text its actor wrote: an erasure of the actor scrubs it.
+    personal_text: bool = False
+    # It records an erasure; its data is {"user_id": <the erased actor's id>}.
+    records_erasure: bool = False
 
 
 _registry: dict[str, EventType] = {}
@@ -40,6 +47,16 @@ def event_type(name: str) -> EventType:
         raise SchemaError(f"Unknown event type {name!r}.") from None
 
 
+def personal_text_types() -> list[str]:
+    """The registered types whose data an erasure of their actor scrubs."""
+    return sorted(name for name, t in _registry.items() if t.personal_text)
+
+
+def erasure_types() -> list[str]:
+    """The registered types that record an erasure."""
+    return sorted(name for name, t in _registry.items() if t.records_erasure)
+
+
 def upcast(name: str, version: int, data: Data) -> Data:
     """Bring stored data of any older version to the current one."""
     current = event_type(name)
@@ -49,11 +66,11 @@ def upcast(name: str, version: int, data: Data) -> Data:
     return data
 
 
-def validate_text(value: object, *, field_name: str, max_chars: int) -> str:
-    """A non-blank string without NUL or lone surrogates, at most max_chars long."""
+def validate_text(value: object, *, field_name: str, max_chars: int, blank: bool = False) -> str:
+    """A string without NUL or lone surrogates, at most max_chars long; not blank unless `blank`."""
     if not isinstance(value, str):
         raise SchemaError(f"'{field_name}' must be a string.")
-    if not value.strip():
+    if not blank and not value.strip():
         raise SchemaError(f"'{field_name}' must not be empty.")
     if len(value) > max_chars:
         raise SchemaError(f"'{field_name}' is {len(value)} characters long; the limit is {max_chars}.")

@@ -1,4 +1,5 @@
-"""The one write path of the event store: `event_append`.
+"""The one write path of the event store: `event_append`, and `actor_erase`, the
+one change to stored data (GDPR erasure).
 
 Per-stream `seq` is gapless from 1: the head row of the stream is bumped and the
 event inserted in one statement, so the row lock serialises writers of a stream
@@ -20,7 +21,11 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from config import metrics
 
 from .models import Event, Stream
-from .schemas import event_type
+from .schemas import SchemaError, erasure_types, event_type, personal_text_types
+
+# The stream that holds the erasure records: events.verify reads it through the
+# (stream, seq) index, not a table scan.
+ERASURE_STREAM = "audit:erasure"
 
 
 class IdempotencyConflict(Exception):
@@ -149,6 +154,36 @@ def event_append(
         hash=bytes(chain_hash),
     )
     return Appended(event=event, duplicate=False)
+
+
+@dataclass(frozen=True)
+class Erased:
+    event: Event  # the erasure record
+    events_scrubbed: int
+
+
+def actor_erase(*, actor_id: int, erasure_type: str) -> Erased:
+    """Erase the text an actor wrote: append the erasure record, then scrub it.
+
+    `erasure_type` is a type registered with `records_erasure`; it is appended
+    to the `audit:erasure` stream with data `{"user_id": actor_id}`. Then the
+    data of the actor's events of every type registered with `personal_text`
+    is replaced by its erased form (`{"erased": true}`, keeping `target_seq`)
+    through the database function `events_erase_texts` (migration 0006), the
+    one UPDATE the immutability trigger lets through. Content hashes are kept,
+    so the chain still verifies, and events.verify accepts those rows because
+    the record names their actor. One transaction; events of other types, and
+    other actors' events, are untouched.
+    """
+    if erasure_type not in erasure_types():
+        raise SchemaError(f"{erasure_type!r} is not a registered erasure type.")
+    with transaction.atomic():
+        stream = stream_create(key=ERASURE_STREAM)
+        record = event_append(stream_id=stream.pk, type=erasure_type, data={"user_id": actor_id}, actor_id=None)
+        with transaction.get_connection().cursor() as cursor:
+            cursor.execute("SELECT events_erase_texts(%s, %s::text[])", [actor_id, personal_text_types()])
+            row = cursor.fetchone()
+    return Erased(event=record.event, events_scrubbed=int(row[0]) if row else 0)
 
 
 def _execute(connection: BaseDatabaseWrapper, params: dict[str, Any]) -> tuple[Any, ...] | None:

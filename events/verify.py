@@ -5,9 +5,11 @@ chain hash from the previous one and its fields, checks its `content_hash`
 against its data (computed by PostgreSQL from the stored jsonb), that seqs run
 1, 2, 3… without a gap, and that the stream's `head_hash` is the last link.
 
-Data erased under GDPR (`events_erase_texts`) no longer matches its content
-hash; such a row is accepted only when it has the erased form and its actor's
-erasure is itself recorded in the log (a `chat.user.erased` event).
+Data erased under GDPR (`events.services.actor_erase`) no longer matches its
+content hash; such a row is accepted only when it has the erased form, its type
+is registered as carrying personal text, and its actor's erasure is itself
+recorded in the log (an event of a type registered as recording erasures, in
+the erasure stream). The registry is events.schemas; apps fill it.
 """
 
 import hashlib
@@ -19,12 +21,10 @@ from typing import Any
 from django.db.models.expressions import RawSQL
 
 from .models import Event, Stream
+from .schemas import erasure_types, personal_text_types
+from .services import ERASURE_STREAM
 
 ZERO_HASH = bytes(32)
-# The event that records an erasure (its data names the erased user), and the
-# stream that holds them: read through the (stream, seq) index, not a table scan.
-ERASURE_TYPE = "chat.user.erased"
-ERASURE_STREAM = "audit:erasure"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 CHUNK = 5000
@@ -76,7 +76,8 @@ def erased_actor_ids() -> set[int]:
     stream_id = Stream.objects.filter(key=ERASURE_STREAM).values_list("id", flat=True).first()
     if stream_id is None:
         return set()
-    ids = Event.objects.filter(stream_id=stream_id, type=ERASURE_TYPE).values_list("data__user_id", flat=True)
+    records = Event.objects.filter(stream_id=stream_id, type__in=erasure_types())
+    ids = records.values_list("data__user_id", flat=True)
     return {int(i) for i in ids if i is not None}
 
 
@@ -112,6 +113,7 @@ def stream_verify(
     """Walk one stream's chain; the first broken link, if any."""
     if erased is None:
         erased = erased_actor_ids()
+    personal = set(personal_text_types())
     prev = ZERO_HASH
     count = 0
     key = stream.key
@@ -120,9 +122,7 @@ def stream_verify(
         content, found, actual = bytes(content), bytes(found), bytes(actual)
         if seq != count:
             return Verdict(key, count, Break(key, count, "missing event", f"seq {count}", f"seq {seq}"))
-        if actual != content and not (
-            _is_erased_form(data) and type_.startswith("chat.message.") and actor_id in erased
-        ):
+        if actual != content and not (_is_erased_form(data) and type_ in personal and actor_id in erased):
             return Verdict(key, count, Break(key, seq, "content hash", content.hex(), actual.hex()))
         expected = chain_hash(
             prev=prev,

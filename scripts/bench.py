@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_BENCH = ROOT.parent / "shared" / "bench"
 sys.path.insert(0, str(ROOT))
 
-from tests.support.servers import free_port, wait_port  # noqa: E402
+from scripts.support.ports import free_port, wait_port  # noqa: E402
 
 
 def bench_database_url() -> str:
@@ -121,7 +121,7 @@ def seeded_room(name: str, events: int) -> str:
 
     from chat.services import room_join
     from events.models import Stream
-    from tests.support.bulk import bulk_append
+    from scripts.support.bulk import bulk_append
 
     user, _ = get_user_model().objects.get_or_create(username="bench0")
     access = room_join(user=user, name=name)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import bench_setup, pct, seeded_room, start_peer
 from bench import start_server as start_ours
 
-from tests.support.servers import free_port
+from scripts.support.ports import free_port
 
 
 def raise_fd_limit() -> None:
@@ -242,7 +242,7 @@ def main() -> None:
     args = ap.parse_args()
     raise_fd_limit()
     bench_setup()
-    from tests.support.sessions import signed_in_cookies
+    from scripts.support.sessions import signed_in_cookies
 
     cookies = signed_in_cookies("conn", args.sockets)
     only = set(args.only.split(","))

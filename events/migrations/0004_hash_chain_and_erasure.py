@@ -13,6 +13,9 @@ change. It sets the transaction-local flag `events.erasure` that the trigger
 honours, and only for replacing the data of that actor's chat.message.* events
 by `{"erased": true}` (keeping `target_seq`), every other column unchanged. The
 chain still verifies: it covers content_hash, which is kept.
+
+Migration 0006 replaces the chat-specific trigger and function by forms that
+take the types to erase as a parameter (events.schemas registers them).
 """
 
 from django.db import migrations, models
@@ -68,6 +71,10 @@ CREATE FUNCTION events_erased_data(data jsonb) RETURNS jsonb LANGUAGE sql IMMUTA
         ELSE '{{"erased": true}}'::jsonb END
 $$;
 
+"""
+
+# Kept apart so that migration 0006 can restore them when it is reversed.
+REFUSE_CHANGE = """
 CREATE OR REPLACE FUNCTION events_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE'
@@ -87,7 +94,9 @@ BEGIN
               HINT = 'Append a correcting event instead.';
 END;
 $$;
+"""
 
+ERASE_TEXTS = """
 CREATE FUNCTION events_erase_texts(p_actor_id bigint) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 DECLARE
@@ -124,7 +133,7 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(
-            FORWARD,
+            FORWARD + REFUSE_CHANGE + ERASE_TEXTS,
             BACKWARD,
             state_operations=[
                 migrations.AddField(

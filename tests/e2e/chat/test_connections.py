@@ -9,7 +9,7 @@ import uuid
 import pytest
 import websockets
 
-from tests.support.sessions import signed_in_cookies
+from scripts.support.sessions import signed_in_cookies
 from tests.support.ws import ChatClient
 
 pytestmark = pytest.mark.e2e

@@ -13,8 +13,8 @@ from chat.models import Membership, Room
 from chat.revocation import Grant, sockets_grant
 from chat.services import RoomAccess, message_post, room_join
 from chat.threads import Batcher
+from scripts.support.sessions import signed_in_cookies
 from tests.factories import UserFactory
-from tests.support.sessions import signed_in_cookies
 
 
 def key_of(cookie: str) -> str:

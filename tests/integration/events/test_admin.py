@@ -17,8 +17,8 @@ from chat.services import message_post, room_join
 from events.admin import EstimatedCountPaginator
 from events.export import export_chunks
 from events.models import Event
+from scripts.support.bulk import bulk_append
 from tests.factories import UserFactory
-from tests.support.bulk import bulk_append
 
 
 def auditor():

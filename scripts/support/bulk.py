@@ -1,4 +1,4 @@
-"""Many events quickly, for tests that need a big log.
+"""Many events quickly, for tests and benchmarks that need a big log.
 
 One `event_append` call per event would take minutes for 100,000 events; this
 appends them in one server-side loop with exactly the append statement's rules:
