@@ -2,8 +2,9 @@
 
 chat.routing only reads the session key from the cookie. The consumer resolves
 it in its first database call (chat.joins), together with every other handshake
-waiting at that moment: one query for their sessions and one for their users,
-however many sockets arrive at once. The checks are Django's own (`auth.get_user`):
+waiting at that moment: one query for their sessions joined to their users
+(chat.sessions keeps the user's id in the session row), however many sockets
+arrive at once. The checks are Django's own (`auth.get_user`):
 an expired or deleted session, an unknown backend, an inactive user, or a session
 whose auth hash no longer matches the user's password are all anonymous.
 
@@ -18,13 +19,15 @@ from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.contrib.sessions.backends.db import SessionStore
-from django.contrib.sessions.models import Session
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+
+from .sessions import SessionStore as UserSessionStore
+from .sessions import user_id_of
 
 _MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
@@ -55,34 +58,42 @@ def session_users(*, keys: list[str]) -> dict[str, AbstractBaseUser]:
 def sessions_signed_in(*, keys: list[str]) -> dict[str, SignedIn]:
     """`session_users` with each session's expiry.
 
-    Two queries for any number of keys. Only the database session engine and
+    One query for any number of keys with chat.sessions (the session rows joined
+    to their users), two with Django's own database engine. Only those engines and
     Django's ModelBackend are read in bulk; any other setup goes key by key
     through `django.contrib.auth.get_user`, which is what this must agree with."""
     wanted = sorted(set(keys))
     if not wanted:
         return {}
-    if import_module(settings.SESSION_ENGINE).SessionStore is not SessionStore:
+    engine = import_module(settings.SESSION_ENGINE).SessionStore
+    if not issubclass(engine, DatabaseSessionStore):
         return _one_by_one(wanted)
-    rows = Session.objects.filter(session_key__in=wanted, expire_date__gt=timezone.now()).values_list(
-        "session_key", "session_data", "expire_date"
-    )
-    store = SessionStore()
+    rows = engine.get_model_class().objects.filter(session_key__in=wanted, expire_date__gt=timezone.now())
+    joined = issubclass(engine, UserSessionStore)
+    if joined:
+        rows = rows.select_related("user")
+    store = engine()
+    User = get_user_model()
     sessions: dict[str, dict[str, Any]] = {}
     expiry: dict[str, datetime] = {}
-    for key, data, expires in rows:
-        session = store.decode(data)
-        expiry[key] = expires
+    by_id: dict[Any, AbstractBaseUser | None] = {}
+    for row in rows:
+        session = store.decode(row.session_data)
+        expiry[row.session_key] = row.expire_date
         if session.get(BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS:
             continue
         if session[BACKEND_SESSION_KEY] != _MODEL_BACKEND:
             return _one_by_one(wanted)
-        sessions[key] = session
-    User = get_user_model()
-    ids = {User._meta.pk.to_python(s[SESSION_KEY]) for s in sessions.values() if SESSION_KEY in s}
-    by_id = {u.pk: u for u in User._default_manager.filter(pk__in=ids)}
+        sessions[row.session_key] = session
+        if joined and row.user_id is not None and row.user_id == user_id_of(session):
+            by_id[row.user_id] = row.user  # None: the user is gone
+    # Django's own table, or a row whose column does not name the data's user.
+    missing = {user_id_of(s) for s in sessions.values()} - by_id.keys() - {None}
+    if missing:
+        by_id.update((u.pk, u) for u in User._default_manager.filter(pk__in=missing))
     users: dict[str, SignedIn] = {}
     for key, session in sessions.items():
-        user = by_id.get(User._meta.pk.to_python(session.get(SESSION_KEY)))
+        user = by_id.get(user_id_of(session))
         # ModelBackend.user_can_authenticate: an inactive user cannot sign in.
         if user is not None and getattr(user, "is_active", True) and _hash_verified(session, user):
             users[key] = SignedIn(user=user, expires=expiry[key])

@@ -1,6 +1,10 @@
-"""Rooms and who belongs to them. A room's messages live in its event stream."""
+"""Rooms and who belongs to them (a room's messages live in its event stream), and
+the sessions the sockets are signed in with."""
+
+from typing import Any
 
 from django.conf import settings
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 
 from events.models import Stream
@@ -112,3 +116,30 @@ class MessageState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stream_id}#{self.seq} state"
+
+
+class UserSession(AbstractBaseSession):
+    """Django's database session (key, data, expiry) and the id of the user signed
+    in with it, written with the data at every save (chat.sessions): a socket's
+    handshake reads its session and its user in one query. The data stays what
+    Django checks; the column only finds the user."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        # A session saved for a user deleted meanwhile must not fail the request:
+        # its user is simply not found (anonymous).
+        db_constraint=False,
+    )
+
+    class Meta:
+        db_table = "chat_session"
+
+    @classmethod
+    def get_session_store_class(cls) -> type[Any]:
+        from .sessions import SessionStore
+
+        return SessionStore

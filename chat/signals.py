@@ -13,12 +13,11 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
-from django.contrib.sessions.models import Session
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from . import revocation
-from .models import Membership, Room
+from .models import Membership, Room, UserSession
 
 
 def _logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
@@ -27,13 +26,13 @@ def _logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
         revocation.session_revoke(session_key=key)
 
 
-def _session_deleted(sender: Any, instance: Session, **kwargs: Any) -> None:
+def _session_deleted(sender: Any, instance: UserSession, **kwargs: Any) -> None:
     # An expired row (clearsessions) has no socket left: each closed at its expiry.
     if instance.expire_date > timezone.now():
         revocation.session_revoke(session_key=instance.session_key)
 
 
-def _session_saved(sender: Any, instance: Session, created: bool, **kwargs: Any) -> None:
+def _session_saved(sender: Any, instance: UserSession, created: bool, **kwargs: Any) -> None:
     if instance.expire_date <= timezone.now():
         revocation.session_revoke(session_key=instance.session_key)
     elif created:
@@ -70,8 +69,8 @@ def _room_saved(sender: Any, instance: Room, update_fields: Any = None, **kwargs
 
 def connect() -> None:
     user_logged_out.connect(_logged_out, dispatch_uid="chat.revoke.logged_out")
-    post_delete.connect(_session_deleted, sender=Session, dispatch_uid="chat.revoke.session_deleted")
-    post_save.connect(_session_saved, sender=Session, dispatch_uid="chat.revoke.session_saved")
+    post_delete.connect(_session_deleted, sender=UserSession, dispatch_uid="chat.revoke.session_deleted")
+    post_save.connect(_session_saved, sender=UserSession, dispatch_uid="chat.revoke.session_saved")
     User = get_user_model()
     post_save.connect(_user_saved, sender=User, dispatch_uid="chat.revoke.user_saved")
     post_delete.connect(_user_deleted, sender=User, dispatch_uid="chat.revoke.user_deleted")

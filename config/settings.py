@@ -151,6 +151,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# Django's database sessions with the user's id in a column of its own (chat.sessions).
+SESSION_ENGINE = "chat.sessions"
 SESSION_COOKIE_SAMESITE = "Lax"
 # A sign-in lasts this long (Django's default, two weeks); open sockets close at their session's expiry.
 SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=1209600)

@@ -5,10 +5,11 @@ from datetime import timedelta
 
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.hashers import make_password
-from django.contrib.sessions.backends.db import SessionStore
-from django.contrib.sessions.models import Session
 from django.utils import timezone
 from django.utils.crypto import get_random_string
+
+from chat.models import UserSession
+from chat.sessions import SessionStore
 
 KEY_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"  # Django's session key alphabet
 
@@ -30,7 +31,12 @@ def signed_in_cookies(prefix: str, n: int) -> list[str]:
             HASH_SESSION_KEY: user.get_session_auth_hash(),
         }
         rows.append(
-            Session(session_key=get_random_string(32, KEY_CHARS), session_data=store.encode(data), expire_date=expire)
+            UserSession(
+                session_key=get_random_string(32, KEY_CHARS),
+                session_data=store.encode(data),
+                expire_date=expire,
+                user=user,
+            )
         )
-    Session.objects.bulk_create(rows)
+    UserSession.objects.bulk_create(rows)
     return [f"sessionid={row.session_key}" for row in rows]

@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 import websockets
-from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
 
 from chat import revocation
-from chat.models import Membership, Room
+from chat.models import Membership, Room, UserSession
 from chat.services import room_join
 from tests.conftest import session_cookie
 from tests.support.ws import ChatClient
@@ -53,7 +52,7 @@ def sign_out(cookie: str) -> None:
     client = Client()
     client.cookies["sessionid"] = key_of(cookie)
     assert client.post("/accounts/logout/").status_code == 302
-    assert not Session.objects.filter(session_key=key_of(cookie)).exists()
+    assert not UserSession.objects.filter(session_key=key_of(cookie)).exists()
 
 
 async def until_closed(c: ChatClient, timeout: float = DEADLINE) -> list[dict[str, Any]]:
@@ -137,7 +136,7 @@ def test_a_session_deleted_by_an_admin_closes_its_socket(server, make_user):
     (_, a_cookie), (_, b_cookie) = make_user(), make_user()
     # The admin's delete action deletes a queryset of rows.
     revoked_beside_another_user(
-        server, a_cookie, b_cookie, lambda: Session.objects.filter(session_key=key_of(a_cookie)).delete(), 4401
+        server, a_cookie, b_cookie, lambda: UserSession.objects.filter(session_key=key_of(a_cookie)).delete(), 4401
     )
 
 
@@ -145,7 +144,7 @@ def test_a_session_saved_with_a_past_expiry_closes_its_socket(server, make_user)
     (_, a_cookie), (_, b_cookie) = make_user(), make_user()
 
     def expire() -> None:
-        session = Session.objects.get(session_key=key_of(a_cookie))
+        session = UserSession.objects.get(session_key=key_of(a_cookie))
         session.expire_date = timezone.now() - timedelta(seconds=1)
         session.save()
 
@@ -284,7 +283,7 @@ def test_a_session_that_expires_while_idle_is_closed_at_its_expiry(server, make_
     _, cookie = make_user()
     room = new_room()
     expires = timezone.now() + timedelta(seconds=3)
-    Session.objects.filter(session_key=key_of(cookie)).update(expire_date=expires)
+    UserSession.objects.filter(session_key=key_of(cookie)).update(expire_date=expires)
 
     async def scenario():
         a = await joined(server, room, cookie)
@@ -303,12 +302,12 @@ def test_a_session_extended_before_its_expiry_keeps_its_socket(server, make_user
     meanwhile (Django saves a new expire_date) keeps it open."""
     _, cookie = make_user()
     room = new_room()
-    Session.objects.filter(session_key=key_of(cookie)).update(expire_date=timezone.now() + timedelta(seconds=1))
+    UserSession.objects.filter(session_key=key_of(cookie)).update(expire_date=timezone.now() + timedelta(seconds=1))
 
     async def scenario():
         a = await joined(server, room, cookie)
         await asyncio.to_thread(
-            lambda: Session.objects.filter(session_key=key_of(cookie)).update(
+            lambda: UserSession.objects.filter(session_key=key_of(cookie)).update(
                 expire_date=timezone.now() + timedelta(hours=1)
             )
         )

@@ -32,8 +32,8 @@ def test_many_handshakes_cost_the_queries_of_one(committed):
     sockets_grant(requests[:1])  # the room exists from here on: no creation in the measured batch
     with CaptureQueriesContext(connection) as queries:
         results = sockets_grant(requests)
-    # sessions, users, rooms, private memberships, one insert of new memberships
-    assert len(queries) <= 5, [q["sql"][:80] for q in queries]
+    # sessions with their users, rooms, private memberships, one insert of new memberships
+    assert len(queries) <= 4, [q["sql"][:80] for q in queries]
     accesses = [g.access for g in results[:40] if isinstance(g, Grant)]
     assert len(accesses) == 40 and all(isinstance(a, RoomAccess) and a.name == public for a in accesses)
     assert len({a.user_id for a in accesses}) == 40

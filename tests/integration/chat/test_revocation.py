@@ -7,11 +7,10 @@ from datetime import timedelta
 import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 from chat import ratelimit
-from chat.models import Membership, Room
+from chat.models import Membership, Room, UserSession
 from chat.revocation import (
     INACTIVE,
     Grant,
@@ -84,7 +83,7 @@ def test_changes_write_their_proof_after_commit(make_user):
     key = key_of(cookie)
     assert r.get(user_key_name(alice.pk)) == user_proof(alice)
 
-    Session.objects.filter(session_key=key).delete()
+    UserSession.objects.filter(session_key=key).delete()
     name = session_key_name(session_digest(key))
     assert r.exists(name) and 0 < r.ttl(name) <= settings.SESSION_COOKIE_AGE
     assert key not in name  # the cookie's value never reaches Redis
@@ -121,7 +120,7 @@ async def test_the_join_reads_the_sessions_expiry_and_the_users_proof(make_user)
 
     user, cookie = await sync_to_async(make_user)()
     expires = timezone.now() + timedelta(minutes=5)
-    await Session.objects.filter(session_key=key_of(cookie)).aupdate(expire_date=expires)
+    await UserSession.objects.filter(session_key=key_of(cookie)).aupdate(expire_date=expires)
     name = f"revoke-{uuid.uuid4().hex[:10]}"
     (grant, refused) = await sync_to_async(sockets_grant)([(key_of(cookie), name), (None, name)])
     assert isinstance(grant, Grant)
