@@ -11,8 +11,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -29,6 +27,7 @@ from .events import (
     is_erased,
     render_frame,
 )
+from .layer import broadcast_on_commit
 from .models import Membership, MessageState, Room
 from .services import Posted, RoomAccess, posted_from, room_append
 
@@ -125,18 +124,10 @@ def room_archive(*, room_id: int, actor_id: int | None) -> int | None:
         room.save(update_fields=["is_archived"])
         event = appended.event
         frame = render_frame(event, room=room.name, replay=False, username=None if actor_id else "")
-        group, seq = room.group_name, event.seq
-        transaction.on_commit(lambda: _broadcast(group, seq, frame))
+        seq = event.seq
+        broadcast_on_commit(room_id=room.pk, seq=seq, frame=frame)
     logger.info("room archived room=%s seq=%s by=%s", room.name, seq, actor_id)
     return seq
-
-
-def _broadcast(group: str, seq: int, frame: str) -> None:
-    try:
-        async_to_sync(get_channel_layer().group_send)(group, {"type": "chat.event", "seq": seq, "frame": frame})
-    except Exception:
-        # Committed anyway: sockets fill the gap from the database (chat.heads).
-        logger.warning("broadcast failed group=%s seq=%s", group, seq, exc_info=True)
 
 
 @dataclass

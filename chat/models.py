@@ -5,6 +5,8 @@ from django.db import models
 
 from events.models import Stream
 
+from .layer import room_group
+
 
 class Room(models.Model):
     name = models.CharField(max_length=64, unique=True)
@@ -26,7 +28,7 @@ class Room(models.Model):
     @property
     def group_name(self) -> str:
         """The Channels group: derived from the id, never from the (Unicode) name."""
-        return f"chat.room.{self.pk}"
+        return room_group(self.pk)
 
 
 class Membership(models.Model):

@@ -23,6 +23,7 @@ from events.services import Appended, IdempotencyConflict, StreamClosed, event_a
 
 from .errors import ChatError
 from .events import MESSAGE_POSTED, render_frame
+from .layer import room_group
 from .models import Membership, Room
 from .selectors import events_render
 
@@ -42,7 +43,7 @@ class RoomAccess:
 
     @property
     def group(self) -> str:
-        return f"chat.room.{self.room_id}"
+        return room_group(self.room_id)
 
 
 @dataclass(frozen=True)
