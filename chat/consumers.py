@@ -37,13 +37,20 @@ from . import protocol, ratelimit
 from .connection import connection_of, queued_bytes, release_handshake, share_protocol_options
 from .errors import ChatError
 from .guard import guard
-from .history import message_edit, message_redact
 from .hub import hub
 from .joins import joins
 from .layer import broadcast
 from .presence import presence
 from .revocation import NO_LONGER_SIGNED_IN, NOT_MEMBER, Grant
-from .services import RoomAccess, message_post, read_mark, room_frames, room_name_normalize
+from .services import (
+    RoomAccess,
+    message_edit,
+    message_post,
+    message_redact,
+    read_mark,
+    room_frames,
+    room_name_normalize,
+)
 from .threads import Overloaded, db
 
 logger = logging.getLogger(__name__)

@@ -1,16 +1,28 @@
-"""Read side of message corrections: the current version of messages.
+"""Reads of a room's messages: the current version of messages, and the auditors' timeline.
 
-Every reader that shows message text to a person — replay, gap fill, scrollback,
-emails, digests — goes through these, so an edited message shows its latest text
-and a redacted or erased one shows none.
+Every reader that shows message text to a member — replay, gap fill, scrollback,
+emails — goes through these, so an edited message shows its latest text and a
+redacted or erased one shows none. The timeline shows auditors every version.
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from events.models import Event
 
-from .events import CORRECTIONS, MESSAGE_POSTED, Current, event_data, is_erased, message_payload, render_frame
+from .events import (
+    CORRECTIONS,
+    MESSAGE_EDITED,
+    MESSAGE_POSTED,
+    MESSAGE_REDACTED,
+    Current,
+    event_data,
+    is_erased,
+    message_payload,
+    render_frame,
+)
 from .models import MessageState
 
 
@@ -80,3 +92,74 @@ def message_texts(*, stream_id: int, seqs: Iterable[int]) -> dict[int, str | Non
         else:
             texts[seq] = str(current.get("message", ""))
     return texts
+
+
+@dataclass
+class Version:
+    text: str
+    by: str
+    at: datetime
+    seq: int
+
+
+@dataclass
+class TimelineEntry:
+    """One message as an auditor sees it: every version, and its redaction."""
+
+    seq: int
+    author: str
+    at: datetime
+    versions: list[Version] = field(default_factory=list)
+    redacted_by: str | None = None
+    redacted_at: datetime | None = None
+    reason: str = ""
+    erased: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.versions[-1].text if self.versions else ""
+
+    @property
+    def edited(self) -> bool:
+        return len(self.versions) > 1
+
+
+@dataclass
+class Timeline:
+    entries: list[TimelineEntry]
+    events: int
+    others: list[Event]
+
+
+def room_timeline(*, stream_id: int, as_of: datetime | None) -> Timeline:
+    """Replay a room's events with created_at <= as_of (all when None) into messages
+    with their versions and redactions: the room exactly as it was at that moment."""
+    qs = Event.objects.filter(stream_id=stream_id).select_related("actor").order_by("seq")
+    if as_of is not None:
+        qs = qs.filter(created_at__lte=as_of)
+    entries: dict[int, TimelineEntry] = {}
+    others: list[Event] = []
+    count = 0
+    for event in qs.iterator(chunk_size=2000):
+        count += 1
+        data = event_data(event)
+        who = event.actor.username if event.actor is not None else "(system)"
+        if event.type == MESSAGE_POSTED:
+            entry = TimelineEntry(seq=event.seq, author=who, at=event.created_at, erased=is_erased(data))
+            entry.versions.append(
+                Version(text=str(data.get("message", "")), by=who, at=event.created_at, seq=event.seq)
+            )
+            entries[event.seq] = entry
+            continue
+        target = entries.get(data.get("target_seq", -1))
+        if event.type == MESSAGE_EDITED and target is not None:
+            target.erased = target.erased or is_erased(data)
+            target.versions.append(
+                Version(text=str(data.get("message", "")), by=who, at=event.created_at, seq=event.seq)
+            )
+        elif event.type == MESSAGE_REDACTED and target is not None:
+            target.redacted_by, target.redacted_at = who, event.created_at
+            target.reason = str(data.get("reason", ""))
+        else:
+            others.append(event)
+    return Timeline(entries=list(entries.values()), events=count, others=others)
