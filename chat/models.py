@@ -96,7 +96,7 @@ class MessageState(models.Model):
     """The current version of a corrected message: a read model of the
     chat.message.edited / .redacted events, written in the same transaction as
     the event (chat.services' corrections; chat.erasure). A message never corrected
-    has no row."""
+    has no row. What it means for readers: chat.messages."""
 
     stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="+")
     # The seq of the chat.message.posted event.

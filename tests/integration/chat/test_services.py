@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from chat.errors import ChatError
 from chat.models import Membership, MessageState, Room
-from chat.selectors import message_texts
+from chat.selectors import current_texts
 from chat.services import message_edit, message_post, message_redact, room_archive, room_join, room_replay
 from events.models import Event, OutboxEmail
 from tests.factories import UserFactory
@@ -121,8 +121,12 @@ def test_replay_and_scrollback_after_redaction_hold_no_redacted_text(room):
     assert secret not in response.content.decode()
     events = response.json()["events"]
     assert events[0]["redacted"] is True and events[0]["message"] == ""
-    texts = message_texts(stream_id=a["alice"].stream_id, seqs=[posted.seq, posted.seq + 2, 999])
-    assert texts == {posted.seq: None, posted.seq + 2: "unrelated"}
+    stream_id = a["alice"].stream_id
+    texts = current_texts(messages=[(stream_id, posted.seq), (stream_id, posted.seq + 2), (stream_id, 999)])
+    assert {seq: current.shown for (_, seq), current in texts.items()} == {
+        posted.seq: None,
+        posted.seq + 2: "unrelated",
+    }
 
 
 def test_archived_room_refuses_messages_and_edits_but_replays_and_takes_redactions(room):
@@ -183,7 +187,8 @@ def test_erase_user_removes_texts_everywhere(room, db):
     assert json.loads(replay[0])["redacted"] is True
     assert not Event.objects.filter(data__icontains=secret).exists()
     assert not Event.objects.filter(actor=alice, data__has_key="message").exists()
-    assert message_texts(stream_id=a["bob"].stream_id, seqs=[posted.seq, kept.seq]) == {
+    texts = current_texts(messages=[(a["bob"].stream_id, posted.seq), (a["bob"].stream_id, kept.seq)])
+    assert {seq: current.shown for (_, seq), current in texts.items()} == {
         posted.seq: None,
         kept.seq: "bob stays",
     }
