@@ -20,8 +20,9 @@ from events.admin import is_auditor
 from events.adminquery import StrictChangeListAdmin
 from events.verify import stream_verify
 
-from .history import room_archive, room_timeline
 from .models import Membership, Room
+from .selectors import room_timeline
+from .services import room_archive
 
 TIMELINE_MAX = 500
 

@@ -37,12 +37,20 @@ from . import protocol, ratelimit
 from .connection import connection_of, queued_bytes, release_handshake, share_protocol_options
 from .errors import ChatError
 from .guard import guard
-from .history import message_edit, message_redact
 from .hub import hub
 from .joins import joins
+from .layer import broadcast
 from .presence import presence
 from .revocation import NO_LONGER_SIGNED_IN, NOT_MEMBER, Grant
-from .services import RoomAccess, message_post, read_mark, room_frames, room_name_normalize
+from .services import (
+    RoomAccess,
+    message_edit,
+    message_post,
+    message_redact,
+    read_mark,
+    room_frames,
+    room_name_normalize,
+)
 from .threads import Overloaded, db
 
 logger = logging.getLogger(__name__)
@@ -282,7 +290,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             return
         if not posted.duplicate:
-            await self.broadcast(access, posted.seq, posted.frame)
+            await broadcast(room_id=access.room_id, seq=posted.seq, frame=posted.frame, layer=self.channel_layer)
         await self.send_json(
             {
                 "type": "ack",
@@ -301,14 +309,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return await ratelimit.post_verdict(
             access.user_id, keys=grant.keys(), proof=grant.proof, private=access.is_private
         )
-
-    async def broadcast(self, access: RoomAccess, seq: int, frame: str) -> None:
-        try:
-            await self.channel_layer.group_send(access.group, {"type": "chat.event", "seq": seq, "frame": frame})
-        except Exception:
-            metrics.broadcast_failed()
-            # The event is committed; sockets will read it from the database.
-            logger.warning("broadcast failed room=%s seq=%s", access.name, seq, exc_info=True, extra={"seq": seq})
 
     def offer(self, seq: int, frame: str | bytes) -> None:
         """A live event from this process's room subscription (chat.hub). Returns

@@ -9,9 +9,10 @@ and restarted) queues only what is missing.
 
 It scales with rooms and users, not with events: one SQL aggregate per run
 (GROUP BY stream, actor over the day, ranked in SQL), one LATERAL index scan
-for the latest lines of each active room (current text of edited messages from
-chat.MessageState; redacted and erased ones never shown), then the members in keyset pages of
-DIGEST_BATCH_SIZE users, each page rendered and queued in its own transaction.
+for the latest lines of each active room (chat.messages' rule: redacted and erased
+ones never shown, edited ones in their current version), then the members who want
+it (chat.preferences' `recipients_opted_in`) in keyset pages of DIGEST_BATCH_SIZE
+users, each page rendered and queued in its own transaction.
 """
 
 import json
@@ -25,13 +26,17 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, QuerySet
 from django.urls import reverse
 
+from events.models import OutboxEmail
 from events.outbox import OutboxDraft, outbox_enqueue
 from events.schemas import upcast
 
 from .events import MESSAGE_POSTED
-from .preferences import Recipient
+from .messages import STATE_COLUMNS_SQL, STATE_JOIN_SQL, VISIBLE_SQL, corrected_from_row, current_text
+from .models import Membership
+from .preferences import Recipient, recipients_opted_in
 from .unsubscribe import absolute_url, email_draft
 
 logger = logging.getLogger(__name__)
@@ -58,45 +63,19 @@ FROM ranked r JOIN chat_room room ON room.stream_id = r.stream_id
 GROUP BY room.id, room.name, room.stream_id
 """
 
-_LATEST = """
-SELECT s.stream_id, l.seq, l.type, l.schema_version, l.data, l.actor_id, l.edited_text
+# The latest lines of each active room: hidden messages are dropped before the
+# LIMIT, by chat.messages' rule in SQL; the text is then chosen by current_text.
+_LATEST = f"""
+SELECT s.stream_id, l.seq, l.type, l.schema_version, l.data, l.actor_id, l.text, l.edit_count, l.redacted_at
 FROM unnest(%(streams)s::bigint[], %(last)s::bigint[]) AS s(stream_id, last_seq)
 CROSS JOIN LATERAL (
-    SELECT e.seq, e.type, e.schema_version, e.data, e.actor_id,
-           CASE WHEN ms.edit_count > 0 THEN ms.text END AS edited_text
+    SELECT e.seq, e.type, e.schema_version, e.data, e.actor_id, {STATE_COLUMNS_SQL}
     FROM events_event e
-    LEFT JOIN chat_messagestate ms ON ms.stream_id = e.stream_id AND ms.seq = e.seq
+    {STATE_JOIN_SQL}
     WHERE e.stream_id = s.stream_id AND e.seq <= s.last_seq AND e.type = %(type)s AND e.created_at >= %(start)s
-      AND NOT (e.data ? 'erased') AND ms.redacted_at IS NULL  -- never show a redacted or erased text
+      AND {VISIBLE_SQL}
     ORDER BY e.seq DESC LIMIT %(lines)s
 ) l
-"""
-
-# Members of the active rooms who want the digest and do not have this day's yet.
-_RECIPIENTS = """
-SELECT u.id, u.username, u.email, COALESCE(p.language, %(language)s), array_agg(m.room_id)
-FROM chat_membership m
-JOIN {users} u ON u.id = m.user_id
-LEFT JOIN chat_preferences p ON p.user_id = u.id
-WHERE m.room_id = ANY(%(rooms)s) AND u.id > %(after)s AND u.is_active AND u.email <> ''
-  AND COALESCE(p.digest_email, TRUE)
-  AND NOT EXISTS (
-      SELECT 1 FROM events_outboxemail o WHERE o.recipient_id = u.id AND o.kind = %(kind)s AND o.key = %(key)s
-  )
-GROUP BY u.id, u.username, u.email, p.language
-ORDER BY u.id
-LIMIT %(limit)s
-"""
-
-_COUNT = """
-SELECT count(DISTINCT u.id)
-FROM chat_membership m
-JOIN {users} u ON u.id = m.user_id
-LEFT JOIN chat_preferences p ON p.user_id = u.id
-WHERE m.room_id = ANY(%(rooms)s) AND u.is_active AND u.email <> '' AND COALESCE(p.digest_email, TRUE)
-  AND NOT EXISTS (
-      SELECT 1 FROM events_outboxemail o WHERE o.recipient_id = u.id AND o.kind = %(kind)s AND o.key = %(key)s
-  )
 """
 
 Progress = Callable[[int, int], None]
@@ -162,10 +141,15 @@ def room_digests(*, day: date) -> dict[int, RoomDigest]:
     names = dict(get_user_model().objects.filter(id__in=author_ids).values_list("id", "username"))
     for room_id, pairs in tops.items():
         rooms[room_id].authors = [{"username": names.get(a, ""), "count": n} for a, n in pairs]
-    for stream_id, seq, type_, version, data, actor_id, edited in sorted(latest, key=lambda r: (r[0], r[1])):
+    for stream_id, seq, type_, version, data, actor_id, *state in sorted(latest, key=lambda r: (r[0], r[1])):
         data = json.loads(data) if isinstance(data, str) else data  # Django reads raw jsonb as text
-        text = edited if edited is not None else str(upcast(type_, version, data).get("message", ""))
-        by_stream[stream_id].latest.append({"seq": seq, "username": names.get(actor_id, ""), "line": _first_line(text)})
+        current = current_text(
+            seq=seq, author_id=actor_id, data=upcast(type_, version, data), corrected=corrected_from_row(*state)
+        )
+        if current.hidden:  # VISIBLE_SQL dropped it already; the Python rule has the last word
+            continue
+        line = _first_line(current.text)
+        by_stream[stream_id].latest.append({"seq": seq, "username": names.get(actor_id, ""), "line": line})
     return rooms
 
 
@@ -180,40 +164,49 @@ def _draft(recipient: Recipient, day: date, rooms: list[RoomDigest]) -> OutboxDr
     )
 
 
+def _recipients(*, rooms: list[int], key: str) -> QuerySet:
+    """Members of the active rooms who want the digest (chat.preferences' one rule)
+    and do not have this day's yet, as recipients_opted_in's rows in id order."""
+    members = Membership.objects.filter(room_id__in=rooms).values("user_id")
+    already = OutboxEmail.objects.filter(recipient_id=OuterRef("id"), kind=KIND, key=key)
+    return recipients_opted_in(kind=KIND, user_ids=members).filter(~Exists(already)).order_by("id")
+
+
 def digest_send(*, day: date, dry_run: bool = False, progress: Progress | None = None) -> DigestReport:
     """Queue day `day`'s digest for every opted-in member of a room active that day."""
     rooms = room_digests(day=day)
-    users_table = connection.ops.quote_name(get_user_model()._meta.db_table)
-    base: dict[str, Any] = {"rooms": list(rooms), "kind": KIND, "key": day.isoformat()}
     if not rooms:
         return DigestReport(day=day, rooms=0, users=0, queued=0)
-    with connection.cursor() as cursor:
-        cursor.execute(_COUNT.format(users=users_table), base)
-        total = cursor.fetchone()[0]
+    recipients = _recipients(rooms=list(rooms), key=day.isoformat())
+    total = recipients.count()
     done = queued = 0
     after = 0
     if progress:
         progress(0, total)
     while True:
-        params: dict[str, Any] = {
-            **base,
-            "language": settings.LANGUAGE_CODE,
-            "after": after,
-            "limit": settings.DIGEST_BATCH_SIZE,
-        }
         with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(_RECIPIENTS.format(users=users_table), params)
-                page = cursor.fetchall()
+            page = list(recipients.filter(id__gt=after)[: settings.DIGEST_BATCH_SIZE])
             if not page:
                 break
+            member_of: dict[int, list[int]] = {}
+            ids = [row["id"] for row in page]
+            for user_id, room_id in Membership.objects.filter(room_id__in=list(rooms), user_id__in=ids).values_list(
+                "user_id", "room_id"
+            ):
+                member_of.setdefault(user_id, []).append(room_id)
             drafts = [
-                _draft(Recipient(user_id=uid, username=un, email=em, language=lang), day, [rooms[r] for r in ids])
-                for uid, un, em, lang, ids in page
+                _draft(
+                    Recipient(
+                        user_id=row["id"], username=row["username"], email=row["email"], language=row["language"]
+                    ),
+                    day,
+                    [rooms[r] for r in member_of[row["id"]]],
+                )
+                for row in page
             ]
             if not dry_run:
                 queued += outbox_enqueue(drafts=drafts)
-        after = page[-1][0]
+        after = page[-1]["id"]
         done += len(page)
         if progress:
             progress(done, total)

@@ -1,16 +1,16 @@
-"""The chat's event types and how an event is rendered for clients.
+"""The chat's event types, their schemas, and how an event is rendered for clients.
 
-One definition validates input, is stored, and is rendered: the socket frame,
-the scrollback API and (later) emails all use `message_payload`.
+One definition validates input, is stored, and is rendered: the socket frames
+(live, replay and gap fill) and the scrollback API all use `message_payload`.
 
 Corrections are events of their own (`chat.message.edited`, `chat.message.redacted`)
-with their own seq. Readers pass the target message's `Current` state (from the
-chat.MessageState read model, see chat.selectors) so a replayed message shows its
-current version and a redacted text is never rendered.
+with their own seq. Readers pass the `Corrected` state of the message an event
+shows (its chat.MessageState row, read by chat.selectors); what the frame then
+says follows the one rule of chat.messages, so a replayed message shows its
+current version and a redacted or erased text is never rendered.
 """
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,8 @@ from django.conf import settings
 
 from events.models import Event
 from events.schemas import Data, EventType, SchemaError, register, upcast, validate_text
+
+from .messages import Corrected, current_text, is_hidden
 
 MESSAGE_POSTED = "chat.message.posted"
 MESSAGE_EDITED = "chat.message.edited"
@@ -76,15 +78,6 @@ WIRE_TYPES = {MESSAGE_POSTED: "chat.message", MESSAGE_EDITED: "chat.edit", MESSA
 CORRECTIONS = (MESSAGE_EDITED, MESSAGE_REDACTED)
 
 
-@dataclass(frozen=True)
-class Current:
-    """The current version of a corrected message (chat.MessageState)."""
-
-    text: str
-    edited: bool
-    redacted: bool
-
-
 def iso_utc(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -93,19 +86,14 @@ def event_data(event: Event) -> Data:
     return upcast(event.type, event.schema_version, event.data)
 
 
-def is_erased(data: Data) -> bool:
-    """Data scrubbed by `manage.py erase_user` (events_erase_texts)."""
-    return data.get("erased") is True
-
-
 def message_payload(
-    event: Event, *, room: str, username: str | None = None, current: Current | None = None
+    event: Event, *, room: str, username: str | None = None, current: Corrected | None = None
 ) -> dict[str, Any]:
     """The client-facing shape of an event (without the `replay` flag).
 
-    `current` is the state of the message the event is about (the posted message
-    itself, or the target of an edit): a redacted message renders with an empty
-    text, whatever the event holds.
+    `current` is the Corrected state of the message the event is about (the posted
+    message itself, or the target of an edit; None when never corrected): a hidden
+    message renders with an empty text, whatever the event holds.
     """
     data = event_data(event)
     if username is None:
@@ -117,19 +105,18 @@ def message_payload(
         "id": str(event.uuid),
         "username": username,
     }
-    redacted = is_erased(data) or (current is not None and current.redacted)
     if event.type == MESSAGE_POSTED:
-        text = data.get("message", "")
-        if current is not None and current.edited:
-            text = current.text
+        shown = current_text(seq=event.seq, author_id=event.actor_id, data=data, corrected=current)
+        if shown.edited:
             payload["edited"] = True
-        payload["message"] = "" if redacted else text
-        if redacted:
+        payload["message"] = shown.text
+        if shown.hidden:
             payload["redacted"] = True
     elif event.type == MESSAGE_EDITED:
+        hidden = is_hidden(data, current)
         payload["target_seq"] = data.get("target_seq")
-        payload["message"] = "" if redacted else data.get("message", "")
-        if redacted:
+        payload["message"] = "" if hidden else data.get("message", "")
+        if hidden:
             payload["redacted"] = True
     elif event.type == MESSAGE_REDACTED:
         payload["target_seq"] = data.get("target_seq")
@@ -141,7 +128,7 @@ def message_payload(
 
 
 def render_frame(
-    event: Event, *, room: str, replay: bool, username: str | None = None, current: Current | None = None
+    event: Event, *, room: str, replay: bool, username: str | None = None, current: Corrected | None = None
 ) -> str:
     """The JSON text frame of an event, encoded once and sent as is to every socket."""
     payload = message_payload(event, room=room, username=username, current=current)

@@ -30,13 +30,12 @@ from typing import Any, Protocol
 from channels.layers import BaseChannelLayer
 
 from .errors import ChatError
+from .layer import CONTROL_GROUP, REVOKE
 from .revocation import (
     ACCOUNT_CHANGED,
-    CONTROL_GROUP,
     EXPIRED,
     NOT_MEMBER,
     NOW_PRIVATE,
-    REVOKE,
     SIGNED_OUT,
     Grant,
     room_members,

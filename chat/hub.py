@@ -31,13 +31,12 @@ from django.conf import settings
 from config import metrics
 from events.selectors import stream_heads
 
+from .layer import EVENT, PRESENCE
 from .services import RoomAccess, room_frames
 from .threads import db, per_loop
 
 logger = logging.getLogger(__name__)
 
-EVENT = "chat.event"
-PRESENCE = "chat.presence"
 # How long a room holds an early event for the one before it (seconds).
 REORDER_WAIT = 0.05
 

@@ -6,8 +6,8 @@ message into MentionNotice rows, one per mentioned member, unique per (user,
 event), in the same transaction as its checkpoint. `mentions_flush` (a beat
 task) then takes each user whose oldest pending notice is older than the delay,
 and in one transaction with the notices locked: drops those read meanwhile
-(Membership.last_read_seq >= seq), redacted or erased, in rooms the user left,
-or of a user who switched mention emails off; queues ONE email for the rest of that
+(Membership.last_read_seq >= seq), redacted or erased (chat.messages), in rooms
+the user left, or of a user who switched mention emails off; queues ONE email for the rest of that
 window (outbox key = the first mention's event id); marks them done.
 """
 
@@ -20,17 +20,17 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from events.models import Event
 from events.outbox import outbox_enqueue
-from events.schemas import upcast
 
-from .events import MESSAGE_POSTED, MESSAGE_REDACTED
-from .models import Membership, MentionNotice, MessageState, Room
+from .events import MESSAGE_POSTED, event_data
+from .messages import CurrentText
+from .models import Membership, MentionNotice, Room
 from .preferences import Recipient, recipients_opted_in
+from .selectors import current_texts
 from .unsubscribe import absolute_url, email_draft
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class MentionsProjection:
 
     def apply(self, events: Sequence[Event]) -> None:
         posted = [e for e in events if e.type == MESSAGE_POSTED and e.actor_id is not None]
-        texts = {e.id: str(upcast(e.type, e.schema_version, e.data).get("message", "")) for e in posted}
+        texts = {e.id: str(event_data(e).get("message", "")) for e in posted}
         names = {e.id: mentioned_usernames(texts[e.id]) for e in posted}
         wanted = set().union(*names.values()) if names else set()
         if not wanted:
@@ -97,33 +97,6 @@ class FlushReport:
     dropped: int
 
 
-def _redacted(notices: list[MentionNotice]) -> set[tuple[int, int]]:
-    """(room_id, seq) of the notices' messages that a redaction event hides."""
-    stream_rooms = {n.room.stream_id: n.room_id for n in notices}
-    seqs = {n.seq for n in notices}
-    # A redaction comes after its target: scan each room's log only past the oldest mention
-    # (an index range on (stream, seq)), not the whole room.
-    after: dict[int, int] = {}
-    for n in notices:
-        after[n.room.stream_id] = min(after.get(n.room.stream_id, n.seq), n.seq)
-    since = Q()
-    for stream_id, seq in after.items():
-        since |= Q(stream_id=stream_id, seq__gt=seq)
-    found = Event.objects.filter(since, type=MESSAGE_REDACTED, data__target_seq__in=seqs)
-    return {
-        (stream_rooms[stream_id], data.get("target_seq")) for stream_id, data in found.values_list("stream", "data")
-    }
-
-
-def _hidden(notices: list[MentionNotice]) -> set[tuple[int, int]]:
-    """(room_id, seq) of the notices' messages that the MessageState read model shows as redacted."""
-    stream_rooms = {n.room.stream_id: n.room_id for n in notices}
-    hidden = MessageState.objects.filter(
-        stream_id__in=stream_rooms, seq__in={n.seq for n in notices}, redacted_at__isnull=False
-    )
-    return {(stream_rooms[stream_id], seq) for stream_id, seq in hidden.values_list("stream_id", "seq")}
-
-
 def _recipient(user_id: int) -> Recipient | None:
     row = recipients_opted_in(kind="mention", user_ids=[user_id]).first()
     if row is None:
@@ -131,49 +104,37 @@ def _recipient(user_id: int) -> Recipient | None:
     return Recipient(user_id=row["id"], username=row["username"], email=row["email"], language=row["language"])
 
 
-def _keep(user_id: int, notices: list[MentionNotice]) -> list[MentionNotice]:
-    """The notices still worth an email, checked now (at send time)."""
+def _keep(user_id: int, notices: list[MentionNotice]) -> list[tuple[MentionNotice, CurrentText]]:
+    """The notices still worth an email, checked now (at send time), with the
+    current text of their messages: unread, in a room the user is still in, and
+    neither redacted nor erased (chat.messages)."""
     read = dict(
         Membership.objects.filter(user_id=user_id, room_id__in={n.room_id for n in notices}).values_list(
             "room_id", "last_read_seq"
         )
     )
-    redacted = _redacted(notices) | _hidden(notices)
-    # Erased texts (events_erase_texts, a GDPR erasure) are not sent either.
-    erased = set(
-        Event.objects.filter(id__in=[n.event_id for n in notices], data__has_key="erased").values_list("id", flat=True)
-    )
-    return [
-        n
-        for n in notices
-        if n.room_id in read
-        and read[n.room_id] < n.seq
-        and (n.room_id, n.seq) not in redacted
-        and n.event_id not in erased
-    ]
-
-
-def _mention_items(notices: list[MentionNotice]) -> list[dict[str, object]]:
-    events = Event.objects.select_related("actor").in_bulk([n.event_id for n in notices])
-    edited = {
-        (state.stream_id, state.seq): state.text
-        for state in MessageState.objects.filter(
-            stream_id__in={n.room.stream_id for n in notices}, seq__in={n.seq for n in notices}, edit_count__gt=0
-        )
-    }
-    items = []
+    texts = current_texts(messages=[(n.room.stream_id, n.seq) for n in notices])
+    kept = []
     for n in notices:
-        event = events[n.event_id]
-        text = edited.get((n.room.stream_id, n.seq)) or str(
-            upcast(event.type, event.schema_version, event.data).get("message", "")
-        )
+        current = texts.get((n.room.stream_id, n.seq))
+        if n.room_id in read and read[n.room_id] < n.seq and current is not None and not current.hidden:
+            kept.append((n, current))
+    return kept
+
+
+def _mention_items(kept: list[tuple[MentionNotice, CurrentText]]) -> list[dict[str, object]]:
+    authors = {c.author_id for _, c in kept if c.author_id is not None}
+    names = dict(get_user_model().objects.filter(id__in=authors).values_list("id", "username"))
+    items = []
+    for n, current in kept:
+        text = current.text
         items.append(
             {
                 "room": n.room.name,
                 "url": absolute_url(reverse("chat:room", args=[n.room.name])),
-                "username": event.actor.username if event.actor is not None else "",
+                "username": names.get(current.author_id, "") if current.author_id is not None else "",
                 "message": text if len(text) <= _SNIPPET_CHARS else text[: _SNIPPET_CHARS - 1] + "…",
-                "created_at": event.created_at,
+                "created_at": n.created_at,
             }
         )
     return items
@@ -203,7 +164,7 @@ def _flush_user(user_id: int, now: datetime, delay: timedelta) -> FlushReport:
                 context={"mentions": _mention_items(keep), "count": len(keep)},
             )
             emails = outbox_enqueue(drafts=[draft])
-        kept = {n.pk for n in keep}
+        kept = {n.pk for n, _ in keep}
         MentionNotice.objects.filter(pk__in=kept).update(status=MentionNotice.Status.QUEUED)
         MentionNotice.objects.filter(pk__in=[n.pk for n in batch if n.pk not in kept]).update(
             status=MentionNotice.Status.DROPPED

@@ -9,12 +9,14 @@ from django.db import models
 
 from events.models import Stream
 
+from .layer import room_group
+
 
 class Room(models.Model):
     name = models.CharField(max_length=64, unique=True)
     stream = models.OneToOneField(Stream, on_delete=models.PROTECT, related_name="room")
     is_private = models.BooleanField(default=False)
-    # Set with the chat.room.archived event (chat.history.room_archive): no new messages.
+    # Set with the chat.room.archived event (chat.services.room_archive): no new messages.
     is_archived = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -30,7 +32,7 @@ class Room(models.Model):
     @property
     def group_name(self) -> str:
         """The Channels group: derived from the id, never from the (Unicode) name."""
-        return f"chat.room.{self.pk}"
+        return room_group(self.pk)
 
 
 class Membership(models.Model):
@@ -97,7 +99,8 @@ class MentionNotice(models.Model):
 class MessageState(models.Model):
     """The current version of a corrected message: a read model of the
     chat.message.edited / .redacted events, written in the same transaction as
-    the event (chat.history). A message never corrected has no row."""
+    the event (chat.services' corrections; chat.erasure). A message never corrected
+    has no row. What it means for readers: chat.messages."""
 
     stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="+")
     # The seq of the chat.message.posted event.

@@ -35,14 +35,13 @@ from typing import Any
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from .layer import presence_send
 from .redis_client import redis_client
 from .services import RoomAccess
 from .threads import per_loop
 
 logger = logging.getLogger(__name__)
 
-# The channel-layer message type; ChatConsumer.chat_presence sends its frame on.
-MESSAGE_TYPE = "chat.presence"
 # A room's presence frames reach at most about this many local sockets per second.
 PRESENCE_DELIVERIES_PER_SECOND = 1000
 MAX_INTERVAL = 10.0
@@ -159,7 +158,7 @@ class Presence:
                 pipe.expire(key, int(ttl * 2) + 1)
                 results = await pipe.execute()
             room.frame = presence_frame(room=room.access.name, users=users_from_members(results[-2]))
-            await room.layer.group_send(room.access.group, {"type": MESSAGE_TYPE, "frame": room.frame})
+            await presence_send(room_id=room.access.room_id, frame=room.frame, layer=room.layer)
             self._recovered()
         except _ERRORS:
             self._failed("presence update")

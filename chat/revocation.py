@@ -32,8 +32,6 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
@@ -41,13 +39,12 @@ from django.db import transaction
 
 from .auth import sessions_signed_in
 from .errors import ChatError
+from .layer import revoke_send
 from .models import Membership, Room
 from .services import RoomAccess, rooms_join
 
 logger = logging.getLogger(__name__)
 
-CONTROL_GROUP = "chat.control"
-REVOKE = "chat.revoke"
 INACTIVE = "-"
 
 SIGNED_OUT = "You were signed out; sign in again to continue."
@@ -192,12 +189,8 @@ def _revoked(keys: list[tuple[str, str]], message: dict[str, Any] | None) -> Non
     except (redis.RedisError, OSError):
         # The broadcast below still closes the sockets; only the post-path proof is missing.
         logger.warning("revocation not recorded in Redis keys=%s", [k for k, _ in keys], exc_info=True)
-    if message is None:
-        return
-    try:
-        async_to_sync(get_channel_layer().group_send)(CONTROL_GROUP, {"type": REVOKE, **message})
-    except Exception:
-        logger.warning("revocation broadcast failed %s", message, exc_info=True)
+    if message is not None:
+        revoke_send(message)
 
 
 def _forget(key: str) -> None:

@@ -1,9 +1,18 @@
-"""Chat services: joining rooms, replay, posting messages, read markers.
+"""Chat services: joining rooms, replay, posting and correcting messages,
+archiving rooms, read markers.
 
-Synchronous, keyword-only, transactional; the consumer and the views call them
-through `database_sync_to_async`, one call per action.
+Synchronous, keyword-only, transactional; the consumer, the views and the admin
+call them (the consumer through `database_sync_to_async`), one call per action.
+
+Corrections (edit, redact) and archiving are new events in the room's stream,
+never a change to an old one. Each runs one transaction that locks the room's
+stream row first (the same lock the append takes), checks, appends through
+events.services and writes the chat.MessageState read model, so the read path
+and the log never disagree and two corrections of one message are applied in
+seq order.
 """
 
+import logging
 import re
 import time
 import unicodedata
@@ -11,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -19,13 +29,17 @@ from django.utils.translation import gettext_noop
 
 from config import metrics
 from events import selectors as event_selectors
+from events.models import Event, Stream
 from events.schemas import SchemaError
 from events.services import Appended, IdempotencyConflict, StreamClosed, event_append, stream_create
 
 from .errors import ChatError
-from .events import MESSAGE_POSTED, render_frame
-from .models import Membership, Room
+from .events import MESSAGE_EDITED, MESSAGE_POSTED, MESSAGE_REDACTED, ROOM_ARCHIVED, render_frame
+from .layer import broadcast_on_commit, room_group
+from .models import Membership, MessageState, Room
 from .selectors import events_render
+
+logger = logging.getLogger(__name__)
 
 _ROOM_NAME = re.compile(r"[\w-]{1,64}")
 # The rule above as a person reads it: in English on the wire (PROTOCOL.md), and
@@ -46,7 +60,7 @@ class RoomAccess:
 
     @property
     def group(self) -> str:
-        return f"chat.room.{self.room_id}"
+        return room_group(self.room_id)
 
 
 @dataclass(frozen=True)
@@ -257,6 +271,102 @@ def posted_from(*, access: RoomAccess, appended: Appended, client_id: str | None
         client_id=client_id,
         duplicate=appended.duplicate,
     )
+
+
+def _lock_room(access: RoomAccess, client_id: str | None) -> Room:
+    Stream.objects.select_for_update().filter(pk=access.stream_id).values_list("pk").get()
+    room = Room.objects.get(pk=access.room_id)
+    if room.is_private and not Membership.objects.filter(room=room, user_id=access.user_id).exists():
+        raise ChatError("forbidden", "You are no longer a member of this room.", client_id=client_id)
+    return room
+
+
+def _target(access: RoomAccess, target_seq: int, client_id: str | None) -> Event:
+    event = (
+        Event.objects.filter(stream_id=access.stream_id, seq=target_seq, type=MESSAGE_POSTED)
+        .only("id", "seq", "type", "actor_id", "created_at")
+        .first()
+    )
+    if event is None:
+        raise ChatError("invalid_message", f"No message with seq {target_seq} in this room.", client_id=client_id)
+    return event
+
+
+def message_edit(*, access: RoomAccess, target_seq: int, text: object, client_id: str | None) -> Posted:
+    """Append chat.message.edited: only the author edits, never a redacted message,
+    never in an archived room."""
+    with transaction.atomic():
+        room = _lock_room(access, client_id)
+        if room.is_archived:
+            raise ChatError("forbidden", "This room is archived.", client_id=client_id)
+        target = _target(access, target_seq, client_id)
+        if target.actor_id != access.user_id:
+            raise ChatError("forbidden", "Only the author may edit a message.", client_id=client_id)
+        state = MessageState.objects.filter(stream_id=access.stream_id, seq=target_seq).first()
+        if state is not None and state.redacted_at is not None:
+            raise ChatError("forbidden", "This message was redacted and cannot be edited.", client_id=client_id)
+        appended = room_append(
+            access=access, type=MESSAGE_EDITED, data={"target_seq": target_seq, "message": text}, client_id=client_id
+        )
+        if not appended.duplicate:
+            event = appended.event
+            state = state or MessageState(stream_id=access.stream_id, seq=target_seq, author_id=target.actor_id)
+            state.text = str(event.data["message"])
+            state.edited_at = event.created_at
+            state.edit_count += 1
+            state.save()
+    return posted_from(access=access, appended=appended, client_id=client_id)
+
+
+def _may_redact(access: RoomAccess, target: Event) -> bool:
+    if target.actor_id == access.user_id:
+        return True
+    if Membership.objects.filter(room_id=access.room_id, user_id=access.user_id, is_moderator=True).exists():
+        return True
+    return get_user_model().objects.filter(pk=access.user_id, is_staff=True, is_active=True).exists()
+
+
+def message_redact(*, access: RoomAccess, target_seq: int, reason: object, client_id: str | None) -> Posted:
+    """Append chat.message.redacted: the author, a moderator of the room or staff.
+    Allowed in an archived room too (moderation must stay possible)."""
+    with transaction.atomic():
+        _lock_room(access, client_id)
+        target = _target(access, target_seq, client_id)
+        if not _may_redact(access, target):
+            raise ChatError(
+                "forbidden", "Only the author, a moderator of this room or staff may redact it.", client_id=client_id
+            )
+        state = MessageState.objects.filter(stream_id=access.stream_id, seq=target_seq).first()
+        if state is not None and state.redacted_at is not None:
+            raise ChatError("forbidden", "This message is already redacted.", client_id=client_id)
+        data = {"target_seq": target_seq, "reason": reason}
+        appended = room_append(access=access, type=MESSAGE_REDACTED, data=data, client_id=client_id, amendment=True)
+        if not appended.duplicate:
+            state = state or MessageState(stream_id=access.stream_id, seq=target_seq, author_id=target.actor_id)
+            state.text = ""  # the read model keeps no redacted text
+            state.redacted_at = appended.event.created_at
+            state.redacted_by_id = access.user_id
+            state.save()
+    return posted_from(access=access, appended=appended, client_id=client_id)
+
+
+def room_archive(*, room_id: int, actor_id: int | None) -> int | None:
+    """Append chat.room.archived and mark the room archived; the event's seq, or
+    None when it already was. Live sockets get the event after the commit."""
+    with transaction.atomic():
+        room = Room.objects.select_for_update().get(pk=room_id)
+        if room.is_archived:
+            return None
+        # Closing the stream makes the append statement refuse later messages.
+        appended = event_append(stream_id=room.stream_id, type=ROOM_ARCHIVED, data={}, actor_id=actor_id, close=True)
+        room.is_archived = True
+        room.save(update_fields=["is_archived"])
+        event = appended.event
+        frame = render_frame(event, room=room.name, replay=False, username=None if actor_id else "")
+        seq = event.seq
+        broadcast_on_commit(room_id=room.pk, seq=seq, frame=frame)
+    logger.info("room archived room=%s seq=%s by=%s", room.name, seq, actor_id)
+    return seq
 
 
 def read_mark(*, access: RoomAccess, seq: int) -> int:

@@ -7,9 +7,8 @@ import uuid
 import pytest
 from django.db import connections
 
-from chat.history import room_archive
 from chat.models import Membership
-from chat.services import room_join
+from chat.services import room_archive, room_join
 from tests.support.ws import ChatClient
 
 pytestmark = pytest.mark.e2e

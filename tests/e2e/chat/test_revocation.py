@@ -19,7 +19,7 @@ import websockets
 from django.test import Client
 from django.utils import timezone
 
-from chat import revocation
+from chat import layer
 from chat.models import Membership, Room, UserSession
 from chat.services import room_join
 from tests.conftest import session_cookie
@@ -249,7 +249,7 @@ def test_the_post_path_refuses_on_the_redis_proof_alone(server, make_user, monke
         async def group_send(self, group: str, message: dict[str, Any]) -> None:
             return None
 
-    monkeypatch.setattr(revocation, "get_channel_layer", Deaf)
+    monkeypatch.setattr(layer, "get_channel_layer", Deaf)
     (_, a_cookie), (_, b_cookie), (carol, c_cookie) = make_user(), make_user(), make_user()
     room, private = new_room(), new_room()
     room_join(user=carol, name=private)

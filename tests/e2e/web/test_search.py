@@ -7,8 +7,7 @@ import uuid
 import pytest
 from playwright.sync_api import Page, expect
 
-from chat.history import message_redact
-from chat.services import room_join
+from chat.services import message_redact, room_join
 from tests.e2e.web.conftest import ARTIFACTS
 from tests.e2e.web.helpers import new_room, post, seqs
 

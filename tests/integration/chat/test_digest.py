@@ -11,9 +11,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from chat.digest import digest_send
-from chat.history import message_redact
 from chat.models import Preferences
-from chat.services import message_post, room_join
+from chat.services import message_post, message_redact, room_join
 from chat.tasks import digest_send_task
 from events.models import Event, OutboxEmail
 from tests.factories import UserFactory

@@ -9,7 +9,8 @@ from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer
 
 from chat import hub as hub_module
-from chat.hub import EVENT, Room
+from chat.hub import Room
+from chat.layer import EVENT
 from chat.services import message_post, room_join
 
 

@@ -7,9 +7,8 @@ import uuid
 from django.core.management import call_command
 from django.test import Client
 
-from chat.history import message_redact
 from chat.models import MentionNotice, Preferences
-from chat.services import message_post, read_mark, room_join
+from chat.services import message_post, message_redact, read_mark, room_join
 from events.models import OutboxEmail
 from tests.factories import UserFactory
 

@@ -6,9 +6,8 @@ import uuid
 import pytest
 from django.test import Client
 
-from chat.history import message_edit, message_redact
 from chat.models import Room
-from chat.services import message_post, room_join
+from chat.services import message_edit, message_post, message_redact, room_join
 from tests.factories import UserFactory
 
 

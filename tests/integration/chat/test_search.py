@@ -11,10 +11,9 @@ from django.test import Client
 from django.utils import timezone
 
 from chat.erasure import user_erase
-from chat.history import message_edit, message_redact
 from chat.models import Membership, Room
 from chat.search import SearchQuery, messages_search, search_terms
-from chat.services import message_post, room_join
+from chat.services import message_edit, message_post, message_redact, room_join
 from tests.factories import UserFactory
 
 

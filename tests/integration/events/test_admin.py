@@ -11,9 +11,8 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from chat.history import message_redact
 from chat.models import Room
-from chat.services import message_post, room_join
+from chat.services import message_post, message_redact, room_join
 from events.admin import EstimatedCountPaginator
 from events.export import export_chunks
 from events.models import Event

@@ -9,8 +9,7 @@ from django.db import connection
 
 from chat.erasure import user_erase
 from chat.events import MESSAGE_POSTED
-from chat.history import message_edit, message_redact
-from chat.services import message_post, room_join
+from chat.services import message_edit, message_post, message_redact, room_join
 from events.models import Event, Stream
 from events.services import event_append, stream_create
 from events.verify import ZERO_HASH, chain_hash, stream_verify

@@ -1,36 +1,19 @@
-"""Edits, redactions, archiving and erasure through the services, on a real PostgreSQL."""
+"""Edits, redactions, archiving (chat.services) and erasure, on a real PostgreSQL."""
 
 import json
 import uuid
-from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
 from chat.errors import ChatError
-from chat.history import message_edit, message_redact, room_archive, room_timeline
 from chat.models import Membership, MessageState, Room
-from chat.selectors import message_texts
-from chat.services import message_post, room_join, room_replay
+from chat.selectors import current_texts
+from chat.services import message_edit, message_post, message_redact, room_archive, room_join, room_replay
 from events.models import Event, OutboxEmail
 from tests.factories import UserFactory
-
-
-def new_room() -> str:
-    return f"hist-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def room(db):
-    """A room with an author (alice), another member (bob) and a moderator (mod)."""
-    name = new_room()
-    alice, bob, mod = UserFactory(), UserFactory(), UserFactory()
-    accesses = {who: room_join(user=user, name=name) for who, user in (("alice", alice), ("bob", bob), ("mod", mod))}
-    Membership.objects.filter(room__name=name, user=mod).update(is_moderator=True)
-    return name, accesses
 
 
 def _frames(access) -> list[dict]:
@@ -138,38 +121,12 @@ def test_replay_and_scrollback_after_redaction_hold_no_redacted_text(room):
     assert secret not in response.content.decode()
     events = response.json()["events"]
     assert events[0]["redacted"] is True and events[0]["message"] == ""
-    texts = message_texts(stream_id=a["alice"].stream_id, seqs=[posted.seq, posted.seq + 2, 999])
-    assert texts == {posted.seq: None, posted.seq + 2: "unrelated"}
-
-
-def test_timeline_as_of_shows_the_earlier_state(room):
-    name, a = room
-    posted = message_post(access=a["alice"], text="draft", client_id=None)
-    message_edit(access=a["alice"], target_seq=posted.seq, text="final", client_id=None)
-    message_redact(access=a["mod"], target_seq=posted.seq, reason="off topic", client_id=None)
-    events = {e.seq: e for e in Event.objects.filter(stream_id=a["alice"].stream_id)}
-    now = room_timeline(stream_id=a["alice"].stream_id, as_of=None).entries[0]
-    assert [v.text for v in now.versions] == ["draft", "final"]
-    assert now.redacted_by == a["mod"].username and now.reason == "off topic"
-    before_edit = room_timeline(stream_id=a["alice"].stream_id, as_of=events[posted.seq].created_at).entries[0]
-    assert before_edit.text == "draft" and not before_edit.edited and before_edit.redacted_at is None
-    before_redaction = room_timeline(stream_id=a["alice"].stream_id, as_of=events[posted.seq + 1].created_at)
-    assert before_redaction.entries[0].text == "final" and before_redaction.entries[0].redacted_at is None
-
-    auditor = UserFactory(is_staff=True)
-    auditor.user_permissions.add(Permission.objects.get(codename="view_event", content_type__app_label="events"))
-    client = Client()
-    client.force_login(auditor)
-    room_id = Room.objects.get(name=name).pk
-    page = client.get(f"/admin/chat/room/{room_id}/timeline/")
-    body = page.content.decode()
-    assert page.status_code == 200 and "draft" in body and "final" in body and "off topic" in body
-    as_of = timezone.localtime(events[posted.seq].created_at + timedelta(microseconds=1)).isoformat()
-    earlier = client.get(f"/admin/chat/room/{room_id}/timeline/", {"as_of": as_of}).content.decode()
-    assert "draft" in earlier and "final" not in earlier and "off topic" not in earlier
-    plain = UserFactory(is_staff=True)
-    client.force_login(plain)
-    assert client.get(f"/admin/chat/room/{room_id}/timeline/").status_code == 403
+    stream_id = a["alice"].stream_id
+    texts = current_texts(messages=[(stream_id, posted.seq), (stream_id, posted.seq + 2), (stream_id, 999)])
+    assert {seq: current.shown for (_, seq), current in texts.items()} == {
+        posted.seq: None,
+        posted.seq + 2: "unrelated",
+    }
 
 
 def test_archived_room_refuses_messages_and_edits_but_replays_and_takes_redactions(room):
@@ -230,7 +187,8 @@ def test_erase_user_removes_texts_everywhere(room, db):
     assert json.loads(replay[0])["redacted"] is True
     assert not Event.objects.filter(data__icontains=secret).exists()
     assert not Event.objects.filter(actor=alice, data__has_key="message").exists()
-    assert message_texts(stream_id=a["bob"].stream_id, seqs=[posted.seq, kept.seq]) == {
+    texts = current_texts(messages=[(a["bob"].stream_id, posted.seq), (a["bob"].stream_id, kept.seq)])
+    assert {seq: current.shown for (_, seq), current in texts.items()} == {
         posted.seq: None,
         kept.seq: "bob stays",
     }
