@@ -27,12 +27,13 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.urls import reverse
 
-from events.outbox import OutboxDraft, outbox_enqueue
 from events.schemas import upcast
+from notifications.drafting import email_draft
+from notifications.links import absolute_url
+from notifications.outbox import OutboxDraft, outbox_enqueue
+from notifications.preferences import Recipient
 
 from .events import MESSAGE_POSTED
-from .preferences import Recipient
-from .unsubscribe import absolute_url, email_draft
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,9 @@ def room_digests(*, day: date) -> dict[int, RoomDigest]:
     for stream_id, seq, type_, version, data, actor_id, edited in sorted(latest, key=lambda r: (r[0], r[1])):
         data = json.loads(data) if isinstance(data, str) else data  # Django reads raw jsonb as text
         text = edited if edited is not None else str(upcast(type_, version, data).get("message", ""))
-        by_stream[stream_id].latest.append({"seq": seq, "username": names.get(actor_id, ""), "line": _first_line(text)})
+        by_stream[stream_id].latest.append(
+            {"seq": seq, "user_id": actor_id, "username": names.get(actor_id, ""), "line": _first_line(text)}
+        )
     return rooms
 
 
@@ -177,6 +180,7 @@ def _draft(recipient: Recipient, day: date, rooms: list[RoomDigest]) -> OutboxDr
         key=day.isoformat(),
         template="email/digest",
         context={"day": day, "rooms": rooms, "total": sum(r.count for r in rooms)},
+        quoted_user_ids=[line["user_id"] for room in rooms for line in room.latest],
     )
 
 

@@ -25,13 +25,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from events.models import Event
-from events.outbox import outbox_enqueue
 from events.schemas import upcast
+from notifications.drafting import email_draft
+from notifications.links import absolute_url
+from notifications.outbox import outbox_enqueue
+from notifications.preferences import Recipient, recipients_opted_in
 
 from .events import MESSAGE_POSTED, MESSAGE_REDACTED
 from .models import Membership, MentionNotice, MessageState, Room
-from .preferences import Recipient, recipients_opted_in
-from .unsubscribe import absolute_url, email_draft
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +202,9 @@ def _flush_user(user_id: int, now: datetime, delay: timedelta) -> FlushReport:
                 key=f"mention:{batch[0].event_id}",
                 template="email/mention",
                 context={"mentions": _mention_items(keep), "count": len(keep)},
+                quoted_user_ids=Event.objects.filter(id__in=[n.event_id for n in keep]).values_list(
+                    "actor_id", flat=True
+                ),
             )
             emails = outbox_enqueue(drafts=[draft])
         kept = {n.pk for n in keep}

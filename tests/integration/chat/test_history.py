@@ -15,7 +15,8 @@ from chat.history import message_edit, message_redact, room_archive, room_timeli
 from chat.models import Membership, MessageState, Room
 from chat.selectors import message_texts
 from chat.services import message_post, room_join, room_replay
-from events.models import Event, OutboxEmail
+from events.models import Event
+from notifications.models import OutboxEmail
 from tests.factories import UserFactory
 
 
@@ -212,6 +213,7 @@ def test_erase_user_removes_texts_everywhere(room, db):
         html_body="",
         language="en",
         next_attempt_at=due,
+        quoted_user_ids=[alice.pk],
     )
     unrelated = OutboxEmail.objects.create(
         recipient=bob,
