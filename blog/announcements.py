@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from django.conf import settings
 from django.urls import reverse
 
-from chat.preferences import Recipient, recipients_opted_in
-from chat.unsubscribe import absolute_url, email_draft
 from events.models import Event
-from events.outbox import outbox_enqueue
 from events.schemas import upcast
+from notifications.drafting import email_draft
+from notifications.links import absolute_url
+from notifications.outbox import outbox_enqueue
+from notifications.preferences import Recipient, recipients_opted_in
 
 from .events import POST_PUBLISHED
 from .models import Post
@@ -38,17 +39,23 @@ class AnnouncementsProjection:
             "excerpt": body if len(body) <= _EXCERPT_CHARS else body[: _EXCERPT_CHARS - 1] + "…",
             "url": absolute_url(reverse("blog:post_detail", args=[post_id])),
         }
+        batch_size = settings.BLOG_EMAIL_BATCH_SIZE
         batch = []
-        for row in recipients_opted_in(kind="blog").order_by("id").iterator(chunk_size=settings.DIGEST_BATCH_SIZE):
+        for row in recipients_opted_in(kind="blog").order_by("id").iterator(chunk_size=batch_size):
             recipient = Recipient(
                 user_id=row["id"], username=row["username"], email=row["email"], language=row["language"]
             )
             batch.append(
                 email_draft(
-                    recipient=recipient, kind="blog", key=f"post:{post_id}", template="email/blog_post", context=context
+                    recipient=recipient,
+                    kind="blog",
+                    key=f"post:{post_id}",
+                    template="email/blog_post",
+                    context=context,
+                    quoted_user_ids=[post.author_id] if post is not None else [],
                 )
             )
-            if len(batch) >= settings.DIGEST_BATCH_SIZE:
+            if len(batch) >= batch_size:
                 outbox_enqueue(drafts=batch)
                 batch = []
         outbox_enqueue(drafts=batch)

@@ -29,15 +29,16 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.urls import reverse
 
-from events.models import OutboxEmail
-from events.outbox import OutboxDraft, outbox_enqueue
 from events.schemas import upcast
+from notifications.drafting import email_draft
+from notifications.links import absolute_url
+from notifications.models import OutboxEmail
+from notifications.outbox import OutboxDraft, outbox_enqueue
+from notifications.preferences import Recipient, recipients_opted_in
 
 from .events import MESSAGE_POSTED
 from .messages import STATE_COLUMNS_SQL, STATE_JOIN_SQL, VISIBLE_SQL, corrected_from_row, current_text
 from .models import Membership
-from .preferences import Recipient, recipients_opted_in
-from .unsubscribe import absolute_url, email_draft
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,9 @@ def room_digests(*, day: date) -> dict[int, RoomDigest]:
         if current.hidden:  # VISIBLE_SQL dropped it already; the Python rule has the last word
             continue
         line = _first_line(current.text)
-        by_stream[stream_id].latest.append({"seq": seq, "username": names.get(actor_id, ""), "line": line})
+        by_stream[stream_id].latest.append(
+            {"seq": seq, "user_id": actor_id, "username": names.get(actor_id, ""), "line": line}
+        )
     return rooms
 
 
@@ -161,6 +164,7 @@ def _draft(recipient: Recipient, day: date, rooms: list[RoomDigest]) -> OutboxDr
         key=day.isoformat(),
         template="email/digest",
         context={"day": day, "rooms": rooms, "total": sum(r.count for r in rooms)},
+        quoted_user_ids=[line["user_id"] for room in rooms for line in room.latest],
     )
 
 

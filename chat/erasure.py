@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from events.models import Event, OutboxEmail
+from events.models import Event
 from events.services import actor_erase
+from notifications.outbox import outbox_cancel
 
 from .events import MESSAGE_POSTED, USER_ERASED
 from .models import MessageState
@@ -51,15 +51,7 @@ def user_erase(*, user_id: int) -> Erasure:
                 hidden += _hide(batch)
                 batch = []
         hidden += _hide(batch)
-        cancelled = (
-            OutboxEmail.objects.filter(status=OutboxEmail.Status.PENDING)
-            .filter(
-                Q(recipient_id=user_id)
-                | Q(text_body__contains=user.get_username())
-                | Q(html_body__contains=user.get_username())
-            )
-            .update(status=OutboxEmail.Status.FAILED, last_error="erased")
-        )
+        cancelled = outbox_cancel(user_id=user_id)
         type(user).objects.filter(pk=user_id).update(is_active=False)
     return Erasure(
         user_id=user_id,

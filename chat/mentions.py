@@ -24,14 +24,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from events.models import Event
-from events.outbox import outbox_enqueue
+from notifications.drafting import email_draft
+from notifications.links import absolute_url
+from notifications.outbox import outbox_enqueue
+from notifications.preferences import Recipient, recipients_opted_in
 
 from .events import MESSAGE_POSTED, event_data
 from .messages import CurrentText
 from .models import Membership, MentionNotice, Room
-from .preferences import Recipient, recipients_opted_in
 from .selectors import current_texts
-from .unsubscribe import absolute_url, email_draft
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +163,7 @@ def _flush_user(user_id: int, now: datetime, delay: timedelta) -> FlushReport:
                 key=f"mention:{batch[0].event_id}",
                 template="email/mention",
                 context={"mentions": _mention_items(keep), "count": len(keep)},
+                quoted_user_ids=sorted({c.author_id for _, c in keep if c.author_id is not None}),
             )
             emails = outbox_enqueue(drafts=[draft])
         kept = {n.pk for n, _ in keep}

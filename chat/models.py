@@ -50,26 +50,6 @@ class Membership(models.Model):
         return f"{self.user_id} in {self.room_id}"
 
 
-def _default_language() -> str:
-    return settings.LANGUAGE_CODE
-
-
-class Preferences(models.Model):
-    """A user's email choices and language. Users without a row get the defaults."""
-
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_preferences")
-    digest_email = models.BooleanField(default=True)
-    mention_email = models.BooleanField(default=True)
-    blog_email = models.BooleanField(default=True)
-    language = models.CharField(max_length=10, choices=settings.LANGUAGES, default=_default_language)
-
-    class Meta:
-        verbose_name_plural = "preferences"
-
-    def __str__(self) -> str:
-        return f"preferences of {self.user_id}"
-
-
 class MentionNotice(models.Model):
     """A mention waiting to be emailed (chat.mentions): one per (user, event), so a
     replay of the log adds nothing. Checked again when its batch is sent."""

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from events.tasks import outbox_send_task
+from notifications.tasks import outbox_send_task
 
 from .digest import digest_send
 from .mentions import mentions_flush

@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, mult
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, ThreadingWSGIServer, _SilentHandler
 
-from events.outbox import outbox_backlog
+from notifications.outbox import outbox_backlog
 
 from .readiness import readiness
 

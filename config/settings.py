@@ -43,8 +43,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",  # ArrayField and GinIndex (notifications.OutboxEmail.quoted_user_ids)
     "channels",
     "events",
+    "notifications",
     "blog",
 ]
 
@@ -228,6 +230,7 @@ NOTIFY_MENTION_DELAY = env.float("NOTIFY_MENTION_DELAY", default=120.0)
 NOTIFY_MENTION_MAX_AGE = env.float("NOTIFY_MENTION_MAX_AGE", default=24 * 3600.0)
 DIGEST_HOUR = env.int("DIGEST_HOUR", default=7)  # local hour (TIME_ZONE) when yesterday's digest goes out
 DIGEST_BATCH_SIZE = env.int("DIGEST_BATCH_SIZE", default=500)  # users rendered and queued per transaction
+BLOG_EMAIL_BATCH_SIZE = env.int("BLOG_EMAIL_BATCH_SIZE", default=500)  # blog announcements queued per insert
 PROJECTION_BATCH_SIZE = env.int("PROJECTION_BATCH_SIZE", default=500)  # events per projection transaction
 # Projection name → class; events.projections runs them from their checkpoints.
 PROJECTIONS = {
@@ -252,7 +255,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         for name in PROJECTIONS
     },
     "mentions-flush": {"task": "chat.mentions_flush", "schedule": NOTIFY_POLL_SECONDS, "options": _POLL_OPTIONS},
-    "outbox-send": {"task": "events.outbox_send", "schedule": NOTIFY_POLL_SECONDS, "options": _POLL_OPTIONS},
+    "outbox-send": {"task": "notifications.outbox_send", "schedule": NOTIFY_POLL_SECONDS, "options": _POLL_OPTIONS},
     "digest": {"task": "chat.digest_send", "schedule": crontab(minute=0, hour=DIGEST_HOUR)},
 }
 

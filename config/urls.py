@@ -4,8 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
-from chat.preferences import preferences_page
-from chat.unsubscribe import unsubscribe_view
+from notifications.views import preferences_page, unsubscribe_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -171,7 +171,7 @@ def main() -> None:
         env = {**os.environ, "DATABASE_URL": base_url}
         sys.exit(subprocess.run([sys.executable, __file__, "--reuse"], env=env, check=False).returncode)
     else:
-        from events.models import OutboxEmail
+        from notifications.models import OutboxEmail
 
         OutboxEmail.objects.filter(kind="digest", key=DAY.isoformat()).delete()  # a fresh first run
 

@@ -23,7 +23,7 @@ from django.utils import timezone
 from blog.models import Post
 from chat.models import Membership, Room
 from chat.services import message_post, room_join
-from chat.unsubscribe import unsubscribe_token
+from notifications.unsubscribe import unsubscribe_token
 from tests.factories import UserFactory
 
 # Raw, already percent-encoded, as a hostile client would put them in a URL.

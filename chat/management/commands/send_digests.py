@@ -12,7 +12,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from chat.digest import digest_send
-from events.tasks import outbox_send_task
+from notifications.tasks import outbox_send_task
 
 
 class Command(BaseCommand):

@@ -19,9 +19,10 @@ from django.test import override_settings
 
 from chat.mentions import mentions_flush
 from chat.services import message_post, room_join
-from events.models import Event, OutboxEmail
-from events.outbox import outbox_message_id, outbox_send
+from events.models import Event
 from events.projections import projection_run
+from notifications.models import OutboxEmail
+from notifications.outbox import outbox_message_id, outbox_send
 from tests.support.celery import Worker, worker_env
 from tests.support.pgcluster import PgCluster
 from tests.support.servers import ROOT, database_url, server_env

@@ -17,8 +17,8 @@ import pytest
 from django.conf import settings
 from redis import Redis
 
-from events.outbox import OutboxDraft, outbox_enqueue
 from events.tasks import projection_run_task
+from notifications.outbox import OutboxDraft, outbox_enqueue
 from tests.support.celery import Worker, send_task, worker_env
 from tests.support.servers import ROOT, free_port, wait_port
 from tests.support.ws import ChatClient

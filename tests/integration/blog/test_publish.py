@@ -11,9 +11,9 @@ from django.test import Client
 from blog.events import POST_PUBLISHED
 from blog.models import Post
 from blog.services import AlreadyPublished, post_publish
-from chat.models import Preferences
-from events.models import Event, OutboxEmail
-from events.outbox import outbox_message_id
+from events.models import Event
+from notifications.models import OutboxEmail, Preferences
+from notifications.outbox import outbox_message_id
 from tests.factories import UserFactory
 from tests.support.wait import wait_until
 
@@ -63,6 +63,7 @@ def test_publish_announces_once_to_each_subscriber(celery_worker, smtp_sink, com
     wait_until(lambda: _announcements(post).filter(status="pending").count() == 0, what="all sent")
     assert not _announcements(post).filter(recipient=quiet).exists() and _of(smtp_sink, quiet, post) == []
     count = _announcements(post).count()
+    assert {tuple(ids) for ids in _announcements(post).values_list("quoted_user_ids", flat=True)} == {(author.pk,)}
 
     call_command("rebuild_projection", "blog.announcements")  # replay: nothing twice
     with pytest.raises(AlreadyPublished):

@@ -11,10 +11,10 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from chat.digest import digest_send
-from chat.models import Preferences
 from chat.services import message_post, message_redact, room_join
 from chat.tasks import digest_send_task
-from events.models import Event, OutboxEmail
+from events.models import Event
+from notifications.models import OutboxEmail, Preferences
 from tests.factories import UserFactory
 from tests.support.celery import send_task
 from tests.support.servers import database_url
@@ -62,6 +62,7 @@ def test_digest_counts_and_once_per_user(celery_worker, smtp_sink, committed):
 
     found = _digests([alice, bob, carol, quiet, idle], today)
     assert [len(found[u.pk]) for u in (alice, bob, carol, quiet, idle)] == [1, 1, 1, 0, 0]
+    assert set(found[alice.pk][0].quoted_user_ids) == {alice.pk, bob.pk, carol.pk}  # the authors of its lines
     for user in (alice, bob, carol):
         assert len(smtp_sink.to(user.email, "digest")) == 1
     assert smtp_sink.to(quiet.email, "digest") == [] and smtp_sink.to(idle.email, "digest") == []

@@ -7,9 +7,9 @@ import uuid
 from django.core.management import call_command
 from django.test import Client
 
-from chat.models import MentionNotice, Preferences
+from chat.models import MentionNotice
 from chat.services import message_post, message_redact, read_mark, room_join
-from events.models import OutboxEmail
+from notifications.models import OutboxEmail, Preferences
 from tests.factories import UserFactory
 
 
@@ -53,6 +53,7 @@ def test_mention_is_emailed_once_after_the_delay(celery_worker, smtp_sink, commi
     assert time.monotonic() - posted_at >= 1.0  # NOTIFY_MENTION_DELAY of the test worker
     (row,) = _wait_sent(bob)
     assert row.key == f"mention:{_wait_settled(bob, 1)[0].event_id}"
+    assert row.quoted_user_ids == [alice.pk]  # an erasure of alice cancels it while pending
     message = received.message
     assert message["Subject"] == f"{alice.username} mentioned you in #{a.name}"
     assert "look at <b>this</b> & that" in received.text

@@ -12,7 +12,8 @@ from chat.errors import ChatError
 from chat.models import Membership, MessageState, Room
 from chat.selectors import current_texts
 from chat.services import message_edit, message_post, message_redact, room_archive, room_join, room_replay
-from events.models import Event, OutboxEmail
+from events.models import Event
+from notifications.models import OutboxEmail
 from tests.factories import UserFactory
 
 
@@ -169,6 +170,7 @@ def test_erase_user_removes_texts_everywhere(room, db):
         html_body="",
         language="en",
         next_attempt_at=due,
+        quoted_user_ids=[alice.pk],
     )
     unrelated = OutboxEmail.objects.create(
         recipient=bob,

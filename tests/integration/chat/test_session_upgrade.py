@@ -28,7 +28,7 @@ def test_live_sessions_are_copied_with_their_user(committed):
     user = UserFactory()
     executor = MigrationExecutor(connection)
     latest = executor.loader.graph.leaf_nodes()
-    _migrate([("chat", "0005_search_index")])
+    _migrate([("chat", "0006_preferences_to_notifications")])
     try:
         store = DjangoSessionStore()
         data = {

@@ -2,8 +2,9 @@
 
 from django.test import Client
 
-from chat.models import Preferences
-from chat.unsubscribe import unsubscribe_token, unsubscribe_url
+from notifications.links import unsubscribe_url
+from notifications.models import Preferences
+from notifications.unsubscribe import unsubscribe_token
 from tests.factories import UserFactory
 
 

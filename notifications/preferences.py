@@ -1,4 +1,4 @@
-"""Email preferences and language of a user: the services, and the /preferences/ page.
+"""Email preferences and language of a user, and who is opted in to a kind of email.
 
 Users without a Preferences row have the defaults (every email on, the site's
 language), so nothing has to be created when a user signs up.
@@ -6,16 +6,10 @@ language), so nothing has to be created when a user signs up.
 
 from dataclasses import dataclass
 
-from django import forms
 from django.conf import settings
-from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.contrib.auth.decorators import login_required
 from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.utils.translation import gettext_lazy as _
 
 from .models import Preferences
 
@@ -56,32 +50,7 @@ def recipients_opted_in(*, kind: str, user_ids: QuerySet | list[int] | None = No
     users = get_user_model().objects.filter(is_active=True).exclude(email="")
     if user_ids is not None:
         users = users.filter(id__in=user_ids)
-    users = users.filter(Q(chat_preferences__isnull=True) | Q(**{f"chat_preferences__{field}": True}))
+    users = users.filter(Q(notification_preferences__isnull=True) | Q(**{f"notification_preferences__{field}": True}))
     return users.annotate(
-        language=Coalesce(F("chat_preferences__language"), Value(settings.LANGUAGE_CODE)),
+        language=Coalesce(F("notification_preferences__language"), Value(settings.LANGUAGE_CODE)),
     ).values("id", "username", "email", "language")
-
-
-class PreferencesForm(forms.ModelForm):
-    class Meta:
-        model = Preferences
-        fields = ["mention_email", "digest_email", "blog_email", "language"]
-        labels = {
-            "mention_email": _("Email me when someone mentions me and I have not read it"),
-            "digest_email": _("Send me a daily digest of my rooms"),
-            "blog_email": _("Email me when a blog post is published"),
-            "language": _("Language of emails"),
-        }
-
-
-@login_required
-def preferences_page(request: HttpRequest) -> HttpResponse:
-    """GET shows the user's preferences; POST saves them."""
-    user_id = int(request.user.pk or 0)  # signed in: login_required
-    prefs = preferences_get(user_id=user_id)
-    form = PreferencesForm(request.POST or None, instance=prefs)
-    if request.method == "POST" and form.is_valid():
-        preferences_update(user_id=user_id, **form.cleaned_data)
-        messages.success(request, _("Your preferences were saved."))
-        return redirect("preferences")
-    return render(request, "chat/preferences.html", {"form": form})

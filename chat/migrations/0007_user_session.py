@@ -37,7 +37,7 @@ def copy_live_sessions(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0005_search_index"),
+        ("chat", "0006_preferences_to_notifications"),
         ("sessions", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

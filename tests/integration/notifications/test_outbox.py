@@ -1,16 +1,18 @@
 """The email outbox: a real Celery worker sends it to a real SMTP server."""
 
+import os
 import threading
 import time
 import uuid
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from events.models import OutboxEmail
-from events.outbox import OutboxDraft, outbox_enqueue, outbox_message_id, outbox_send
+from notifications.models import OutboxEmail
+from notifications.outbox import OutboxDraft, outbox_cancel, outbox_enqueue, outbox_message_id, outbox_send
 from tests.factories import UserFactory
 from tests.support.celery import send_task
 from tests.support.servers import free_port
@@ -86,7 +88,7 @@ def test_permanent_failure_is_marked_failed_and_not_retried(celery_worker, smtp_
 
 def send_task_and_wait_for_another(smtp_sink) -> None:
     """Let at least one more full sender pass happen (proved by one more delivery)."""
-    from events.tasks import outbox_send_task
+    from notifications.tasks import outbox_send_task
 
     probe = UserFactory()
     outbox_enqueue(drafts=[_draft(probe)])
@@ -157,3 +159,32 @@ def test_two_senders_never_send_one_row_twice(smtp_sink, committed):
         _wait_row(row.pk, "sent")  # a row is marked sent in the transaction after its SMTP transfer
     for u in users:
         assert len(smtp_sink.to(u.email)) == 1
+
+
+def _pending(recipient, quoted) -> OutboxEmail:
+    return OutboxEmail.objects.create(
+        recipient=recipient,
+        to_address=recipient.email,
+        kind="mention",
+        key=uuid.uuid4().hex,
+        subject="s",
+        text_body=f"{quoted.username} said hello",
+        html_body=f"<p>{quoted.username} said hello</p>",
+        language="en",
+        next_attempt_at=timezone.now(),
+        quoted_user_ids=[quoted.pk],
+    )
+
+
+def test_erasing_al_cancels_mail_quoting_al_and_not_mail_quoting_alice(db):
+    suffix = uuid.uuid4().hex[:6]
+    al = UserFactory(username=f"al{suffix}")
+    alice = UserFactory(username=f"al{suffix}ice")  # al's name is in every email quoting alice
+    bob = UserFactory()
+    quoting_alice, quoting_al, to_al = _pending(bob, alice), _pending(bob, al), _pending(al, alice)
+    call_command("erase_user", al.username, stdout=open(os.devnull, "w"))
+    statuses = {row.pk: (row.status, row.last_error) for row in OutboxEmail.objects.filter(recipient__in=[al, bob])}
+    assert statuses[quoting_alice.pk] == ("pending", "")
+    assert statuses[quoting_al.pk] == ("failed", "erased")
+    assert statuses[to_al.pk] == ("failed", "erased")
+    assert outbox_cancel(user_id=alice.pk) == 1  # by id: the one left pending

@@ -5,7 +5,8 @@ import smtplib
 import pytest
 from django.test import override_settings
 
-from events.outbox import _backoff, _is_permanent, email_render
+from notifications.drafting import email_render
+from notifications.outbox import _backoff, _is_permanent
 
 
 @pytest.mark.parametrize(

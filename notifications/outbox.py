@@ -12,6 +12,9 @@ receiving systems drop the copy.
 Temporary failures (SMTP 4xx, connection refused or lost, timeouts) are retried
 with exponential backoff; permanent ones (5xx, an invalid address) and
 OUTBOX_MAX_ATTEMPTS exhausted mark the row failed.
+
+Each row records the users whose words it quotes, so an erasure cancels the
+pending email of and about a person by id (`outbox_cancel`), never by text.
 """
 
 import json
@@ -29,8 +32,8 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection, transaction
-from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.db.models import Q
+from django.utils import timezone
 
 from config import metrics
 
@@ -39,10 +42,10 @@ from .models import OutboxEmail
 logger = logging.getLogger(__name__)
 
 _COLUMNS = (
-    "recipient_id, to_address, kind, key, subject, text_body, html_body, headers, language, "
+    "recipient_id, to_address, kind, key, subject, text_body, html_body, headers, language, quoted_user_ids, "
     "status, attempts, next_attempt_at, last_error, created_at"
 )
-_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, 'pending', 0, %s, '', %s)"
+_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::bigint[], 'pending', 0, %s, '', %s)"
 
 
 @dataclass(frozen=True)
@@ -58,13 +61,8 @@ class OutboxDraft:
     html_body: str
     language: str
     headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Rendered:
-    subject: str
-    text: str
-    html: str
+    # The users whose words the email quotes (OutboxEmail.quoted_user_ids).
+    quoted_user_ids: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -72,16 +70,6 @@ class SendReport:
     sent: int = 0
     retried: int = 0
     failed: int = 0
-
-
-def email_render(*, template: str, context: dict[str, Any], language: str) -> Rendered:
-    """Render `<template>_subject.txt`, `<template>.txt` and `<template>.html` in
-    `language`. The HTML template autoescapes user content; the text ones don't."""
-    with translation.override(language):
-        subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
-        text = render_to_string(f"{template}.txt", context)
-        html = render_to_string(f"{template}.html", context)
-    return Rendered(subject=subject, text=text, html=html)
 
 
 def outbox_enqueue(*, drafts: Sequence[OutboxDraft]) -> int:
@@ -92,14 +80,22 @@ def outbox_enqueue(*, drafts: Sequence[OutboxDraft]) -> int:
     params: list[Any] = []
     for d in drafts:
         params += [d.recipient_id, d.to_address, d.kind, d.key, d.subject[:300], d.text_body, d.html_body]
-        params += [json.dumps(d.headers), d.language, now, now]
+        params += [json.dumps(d.headers), d.language, sorted(d.quoted_user_ids), now, now]
     sql = (
-        f"INSERT INTO events_outboxemail ({_COLUMNS}) VALUES {', '.join([_ROW] * len(drafts))} "
+        f"INSERT INTO {OutboxEmail._meta.db_table} ({_COLUMNS}) VALUES {', '.join([_ROW] * len(drafts))} "
         "ON CONFLICT (recipient_id, kind, key) DO NOTHING RETURNING id"
     )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
         return len(cursor.fetchall())
+
+
+def outbox_cancel(*, user_id: int) -> int:
+    """Mark failed ("erased") every pending email to the user or quoting the user's
+    words; return how many. By ids only: a user named "al" cancels nothing of "alice"."""
+    pending = OutboxEmail.objects.filter(status=OutboxEmail.Status.PENDING)
+    quoting = Q(recipient_id=user_id) | Q(quoted_user_ids__contains=[user_id])
+    return pending.filter(quoting).update(status=OutboxEmail.Status.FAILED, last_error="erased")
 
 
 def outbox_message_id(row: OutboxEmail) -> str:

@@ -39,6 +39,6 @@ BACKWARD = "DROP FUNCTION events_erase_texts(bigint, text[]);" + _0004.REFUSE_CH
 
 
 class Migration(migrations.Migration):
-    dependencies = [("events", "0005_stream_closed")]
+    dependencies = [("events", "0006_outboxemail_to_notifications")]
 
     operations = [migrations.RunSQL(FORWARD, BACKWARD)]
