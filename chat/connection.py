@@ -5,8 +5,16 @@ where `protocol` is the connection's autobahn WebSocket protocol on a Twisted
 TCP transport. The socket consumer uses that object for three things the ASGI
 interface does not offer:
 
-- `push`: a frame goes straight to `protocol.sendMessage` (no coroutine and no
-  re-encoding per socket when a broadcast fans out to thousands of them);
+- `send_text`: a frame goes straight to the connection (no coroutine and no
+  re-encoding per socket when a broadcast fans out to thousands of them). It
+  writes what autobahn's `sendMessage` would for a server's text message (one
+  unmasked, uncompressed, unfragmented frame: RFC 6455 section 5.2), framed once
+  per broadcast, and hands it to the socket itself when Twisted holds nothing
+  for it: Twisted's `write` would buffer it, register the socket for writing
+  (an epoll call), send on the loop's next pass and unregister (another one),
+  which was a third of the process's time at 8,800 deliveries/s. Anything else
+  (compression, a message being sent in parts, a client behind on reading, TLS
+  in daphne) goes through `sendMessage` and Twisted as before;
 - `queued_bytes`: how much the transport holds for a client that does not read,
   so a slow consumer is closed (4008) instead of growing the server's memory;
 - `release_handshake`: the HTTP upgrade's leftovers that nothing reads again
@@ -41,12 +49,14 @@ imported the application, before daphne builds its server and listens):
 """
 
 import asyncio
+import struct
 from collections import deque
 from functools import partial
 from typing import Any
 
 import daphne.cli
 import daphne.server
+from autobahn.exception import Disconnected
 from autobahn.websocket import protocol as autobahn_protocol
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory
@@ -65,6 +75,57 @@ def queued_bytes(connection: Any) -> int:
         return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
     except AttributeError:
         return 0
+
+
+_OPEN = autobahn_protocol.WebSocketProtocol.STATE_OPEN
+_GROUND = autobahn_protocol.WebSocketProtocol.SEND_STATE_GROUND
+# The last payload framed and its frame: a broadcast frames once for all its sockets.
+_framed: tuple[bytes, bytes] = (b"", b"\x81\x00")
+
+
+def text_frame(payload: bytes) -> bytes:
+    """`payload` as one final, unmasked text frame (FIN + opcode 1, then its length)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
+
+
+def send_text(connection: Any, payload: bytes) -> None:
+    """`connection.sendMessage(payload)` for a text message (see the module doc);
+    raises autobahn's Disconnected on a connection that is not open, as it does."""
+    if (
+        connection._perMessageCompress is not None
+        or connection.send_state != _GROUND
+        or connection.send_queue
+        or connection.autoFragmentSize
+        or connection.logFrames
+        or connection.logOctets
+        or connection.trackedTimings
+        or 0 < connection.maxMessagePayloadSize < len(payload)
+    ):
+        connection.sendMessage(payload, False)
+        return
+    if connection.state != _OPEN:
+        raise Disconnected("Attempt to send on a closed protocol")
+    global _framed
+    if _framed[0] is payload:
+        frame = _framed[1]
+    else:
+        frame = text_frame(payload)
+        _framed = (payload, frame)
+    transport = connection.transport
+    if not queued_bytes(connection) and transport.connected and not transport.disconnecting and not transport.TLS:
+        try:
+            sent = transport.socket.send(frame)
+        except OSError:  # full (EAGAIN) or failing: Twisted's write buffers it or reports the loss
+            sent = 0
+        if sent == len(frame):
+            return
+        frame = frame[sent:]
+    transport.write(frame)
 
 
 def release_handshake(connection: Any, scope: dict[str, Any]) -> None:

@@ -34,7 +34,7 @@ from config import metrics
 from config.logs import log_bind
 
 from . import protocol, ratelimit
-from .connection import connection_of, queued_bytes, release_handshake, share_protocol_options
+from .connection import connection_of, queued_bytes, release_handshake, send_text, share_protocol_options
 from .errors import ChatError
 from .guard import guard
 from .hub import hub
@@ -341,7 +341,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             task.add_done_callback(_pending.discard)
             return
         try:
-            connection.sendMessage(frame if isinstance(frame, bytes) else frame.encode(), False)
+            send_text(connection, frame if isinstance(frame, bytes) else frame.encode())
         except Disconnected:
             return  # the client went away: nothing to deliver to
         if queued_bytes(connection) > settings.CHAT_SEND_QUEUE_BYTES and not self.closing:
