@@ -65,9 +65,12 @@ SLOW_CLOSE_GRACE = 10
 class ChatConsumer(AsyncWebsocketConsumer):
     groups: list[str] = []  # never joined: the hub subscribes once per room for all its sockets
 
-    def __init__(self) -> None:
+    def __init__(self, room: str = "", session_key: str | None = None) -> None:
         # Every attribute is set here, so CPython keeps them inline in the object
         # instead of a dict of their own (a few hundred bytes per idle socket).
+        # The path's room segment, as sent (validated at the join), and the session cookie (chat.routing).
+        self.room_segment = room
+        self.session_key = session_key
         self.scope: dict[str, Any] = {}
         self.channel_layer: Any = None
         self.base_send: Any = None
@@ -98,7 +101,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             pass
 
     async def connect(self) -> None:
-        metrics.socket_connecting(scope=self.scope)
+        metrics.socket_connecting(room=self.room_segment)
         await self.accept()
         if self.connection is not None:
             release_handshake(self.connection, self.scope)
@@ -111,8 +114,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.counted = True
         try:
             params = protocol.parse_join(self.scope.get("query_string", b""))
-            name = room_name_normalize(self.scope["url_route"]["kwargs"]["room"].removesuffix("/"))
-            key = self.scope.get("session_key")
+            name = room_name_normalize(self.room_segment.removesuffix("/"))
+            key = self.session_key
             # Receive the room's broadcasts before the replay is read: an event committed
             # in between arrives live and is either sent or dropped by seq, never lost.
             self.early = []
@@ -186,7 +189,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def regrant(self) -> Grant:
         """Rights read again (chat.guard, at the session's expiry): a Grant, or ChatError."""
         assert self.grant is not None
-        return await joins().access.submit((self.scope.get("session_key"), self.grant.access.name))
+        return await joins().access.submit((self.session_key, self.grant.access.name))
 
     def revoke(self, error: ChatError) -> None:
         """The rights are gone (chat.guard): nothing more is taken or sent but an
@@ -423,7 +426,7 @@ class UnknownPathConsumer(AsyncWebsocketConsumer):
     """Any other WebSocket path: a clear refusal instead of a handshake error."""
 
     async def connect(self) -> None:
-        metrics.socket_connecting(scope=self.scope)
+        metrics.socket_connecting(room=None)
         await self.accept()
         metrics.socket_refused(code="invalid_request", close_code=4400)
         error = ChatError("invalid_request", "There is no WebSocket endpoint at this path; use /ws/chat/<room>/.")

@@ -3,9 +3,10 @@
 Channels' OriginValidator, CookieMiddleware, a session middleware and URLRouter
 would each copy the scope and keep a coroutine frame of their own alive for as
 long as the socket is open. Here one plain function checks the Origin
-(chat.origin), adds the session key and the route to the scope daphne made for
-this connection (a fresh dict nobody else holds), and returns the consumer's
-coroutine itself: nothing of this step stays alive per socket. The room segment
+(chat.origin), hands the consumer the room segment of the path and the session
+key (the scope stays as daphne made it: a key added to it would grow its table),
+and returns the consumer's coroutine itself: nothing of this step stays alive per
+socket. The room segment
 is validated by the consumer, so a bad name gets an `invalid_request` frame and
 close 4400, never a server error; any other path gets the same refusal. A socket
 from an Origin that is not allowed is refused with HTTP 403 before it opens.
@@ -41,9 +42,9 @@ def socket_application(scope: dict[str, Any], receive: Any, send: Any) -> Awaita
     if not origin_allowed(scope):
         return WebsocketDenier()(scope, receive, send)
     match = _ROOM_PATH.match(scope["path"])
-    scope["session_key"] = session_key(scope.get("headers", []))
-    scope["url_route"] = {"args": (), "kwargs": {"room": match["room"]} if match else {}}
-    consumer = ChatConsumer() if match else UnknownPathConsumer()
+    if match is None:
+        return UnknownPathConsumer()(scope, receive, send)
+    consumer = ChatConsumer(room=match["room"], session_key=session_key(scope.get("headers", [])))
     return consumer(scope, receive, send)
 
 

@@ -17,7 +17,6 @@ its fields (README, "Logs"): the call site needs one line for both.
 import logging
 import time
 import uuid
-from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -86,15 +85,10 @@ def tasks_known(names: list[str]) -> None:
         TASK_FAILURES.labels(name)
 
 
-def socket_connecting(*, scope: dict[str, Any]) -> None:
-    """A socket's handshake: its log lines from now on carry conn_id, user_id and room."""
-    user = scope.get("user")
-    room = scope.get("url_route", {}).get("kwargs", {}).get("room", "")
-    log_bind(
-        conn_id=uuid.uuid4().hex[:16],
-        user_id=user.pk if user is not None and user.is_authenticated else None,
-        room=str(room).removesuffix("/")[:100] or None,
-    )
+def socket_connecting(*, room: str | None) -> None:
+    """A socket's handshake: its log lines from now on carry conn_id and the room
+    segment of its path (user_id once the join has read its session)."""
+    log_bind(conn_id=uuid.uuid4().hex[:16], user_id=None, room=(room or "").removesuffix("/")[:100] or None)
 
 
 def socket_accepted() -> None:
