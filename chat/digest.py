@@ -11,11 +11,10 @@ It scales with rooms and users, not with events: one SQL aggregate per run
 (GROUP BY stream, actor over the day, ranked in SQL), one LATERAL index scan
 for the latest lines of each active room (chat.messages' rule: redacted and erased
 ones never shown, edited ones in their current version), then the members who want
-it (chat.preferences' `recipients_opted_in`) in keyset pages of DIGEST_BATCH_SIZE
+it (notifications.preferences' `recipients_opted_in`) in keyset pages of DIGEST_BATCH_SIZE
 users, each page rendered and queued in its own transaction.
 """
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +28,6 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.urls import reverse
 
-from events.schemas import upcast
 from notifications.drafting import email_draft
 from notifications.links import absolute_url
 from notifications.models import OutboxEmail
@@ -37,7 +35,7 @@ from notifications.outbox import OutboxDraft, outbox_enqueue
 from notifications.preferences import Recipient, recipients_opted_in
 
 from .events import MESSAGE_POSTED
-from .messages import STATE_COLUMNS_SQL, STATE_JOIN_SQL, VISIBLE_SQL, corrected_from_row, current_text
+from .messages import STATE_COLUMNS_SQL, STATE_JOIN_SQL, VISIBLE_SQL, current_text_of_row
 from .models import Membership
 
 logger = logging.getLogger(__name__)
@@ -143,9 +141,8 @@ def room_digests(*, day: date) -> dict[int, RoomDigest]:
     for room_id, pairs in tops.items():
         rooms[room_id].authors = [{"username": names.get(a, ""), "count": n} for a, n in pairs]
     for stream_id, seq, type_, version, data, actor_id, *state in sorted(latest, key=lambda r: (r[0], r[1])):
-        data = json.loads(data) if isinstance(data, str) else data  # Django reads raw jsonb as text
-        current = current_text(
-            seq=seq, author_id=actor_id, data=upcast(type_, version, data), corrected=corrected_from_row(*state)
+        current = current_text_of_row(
+            seq=seq, author_id=actor_id, type=type_, version=version, data=data, state=tuple(state)
         )
         if current.hidden:  # VISIBLE_SQL dropped it already; the Python rule has the last word
             continue
@@ -169,7 +166,7 @@ def _draft(recipient: Recipient, day: date, rooms: list[RoomDigest]) -> OutboxDr
 
 
 def _recipients(*, rooms: list[int], key: str) -> QuerySet:
-    """Members of the active rooms who want the digest (chat.preferences' one rule)
+    """Members of the active rooms who want the digest (notifications.preferences' one rule)
     and do not have this day's yet, as recipients_opted_in's rows in id order."""
     members = Membership.objects.filter(room_id__in=rooms).values("user_id")
     already = OutboxEmail.objects.filter(recipient_id=OuterRef("id"), kind=KIND, key=key)

@@ -14,12 +14,19 @@ emails (chat.mentions), the digest (chat.digest) and the auditors' timeline
 (chat.selectors.room_timeline) all read messages through `current_text`. The
 digest must drop hidden messages in SQL, before its LIMIT, so the rule's
 visibility half is also given as SQL (`VISIBLE_SQL`), built here from the same
-names; tests/integration/chat/test_messages.py proves both forms agree.
+names; tests/integration/chat/test_messages.py proves both forms agree. Search
+(chat.search) matches the text in SQL, where it is stored: it also takes from
+here which column holds the current text (`EDITED_SQL`, `POSTED_TEXT_SQL`,
+`EDITED_TEXT_SQL`), and reads its hits' text through `current_text`;
+tests/integration/chat/test_search.py proves the column choice agrees.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from events.schemas import upcast
 
 from .models import MessageState
 
@@ -97,3 +104,23 @@ def current_text(*, seq: int, author_id: int | None, data: dict[str, Any], corre
 STATE_JOIN_SQL = f"LEFT JOIN {MessageState._meta.db_table} ms ON ms.stream_id = e.stream_id AND ms.seq = e.seq"
 STATE_COLUMNS_SQL = "ms.text, ms.edit_count, ms.redacted_at"
 VISIBLE_SQL = f"NOT COALESCE(e.data -> '{ERASED}' = 'true'::jsonb, FALSE) AND ms.redacted_at IS NULL"
+
+# Where the current text is stored, for SQL that matches it in place (chat.search,
+# whose trigram indexes, chat migration 0005, are on exactly these two expressions):
+# the latest edit's text when the message is edited, else the posted text. Only
+# meaningful for VISIBLE_SQL rows (a hidden message has no current text).
+EDITED_SQL = "COALESCE(ms.edit_count > 0, FALSE)"
+EDITED_TEXT_SQL = "ms.text"
+POSTED_TEXT_SQL = "(e.data ->> 'message')"
+
+
+def current_text_of_row(
+    *, seq: int, author_id: int | None, type: str, version: int, data: dict[str, Any] | str, state: tuple[Any, ...]
+) -> CurrentText:
+    """`current_text` of a posted event read in SQL with STATE_COLUMNS_SQL: its
+    type, schema version and data (raw jsonb, which Django reads as text), and
+    those columns as `state`."""
+    loaded = json.loads(data) if isinstance(data, str) else data
+    return current_text(
+        seq=seq, author_id=author_id, data=upcast(type, version, loaded), corrected=corrected_from_row(*state)
+    )

@@ -1,11 +1,12 @@
 """Search over the current text of the messages a user may read.
 
-The index (chat migration 0005) lives on the two places that hold a message's
-current text, each written in the transaction that changes it: the posted
-event's data (a message never corrected) and chat.MessageState (an edited one;
-a redacted or erased one keeps no text there, and erasure scrubs the event's
-data). So an edit is found by its new text only, and a redaction hides the
-message from search the moment it commits.
+What a message says now and who may see it is chat.messages' rule: search takes
+from there which of the two stored columns holds a visible message's current
+text (the posted event's data, or the chat.MessageState row of an edited one),
+matches each column through its own index (chat migration 0005), and renders
+its hits through `current_text`. Both columns are written in the transaction
+that changes the text, so an edit is found by its new text only, and a
+redaction or erasure hides the message from search the moment it commits.
 
 Each word of the query must occur in the message (substring, case-insensitive);
 "quoted words" are one phrase. How a word is looked up depends on its longest
@@ -32,6 +33,15 @@ from django.utils.html import escape
 
 from .errors import ChatError
 from .events import MESSAGE_POSTED
+from .messages import (
+    EDITED_SQL,
+    EDITED_TEXT_SQL,
+    POSTED_TEXT_SQL,
+    STATE_COLUMNS_SQL,
+    STATE_JOIN_SQL,
+    VISIBLE_SQL,
+    current_text_of_row,
+)
 from .models import Membership, Room
 
 QUERY_MAX_CHARS = 200
@@ -208,37 +218,44 @@ class _Scope:
         return f"NOT ({column} = ANY(%s::bigint[]))"
 
 
+def _matches(
+    query: SearchQuery,
+    *,
+    scope: _Scope,
+    author_id: int | None,
+    window: tuple[int, int],
+    edited: bool,
+    params: list[Any],
+) -> str:
+    """The visible posted messages of one window whose current text has every
+    term, among those not edited (matched in the posted text) or edited (matched
+    in the latest edit's text): chat.messages' rule, one indexed column at a time."""
+    column, which = (EDITED_TEXT_SQL, EDITED_SQL) if edited else (POSTED_TEXT_SQL, f"NOT {EDITED_SQL}")
+    where = scope.sql("e.stream_id", params) + " AND " + _conditions(column, query.terms, params)
+    where += _filters(query, scope, author_id, window, params)
+    return f"""
+        SELECT e.id, e.stream_id, e.seq, e.uuid, e.actor_id, e.created_at, e.schema_version, e.data,
+               {STATE_COLUMNS_SQL}
+        FROM events_event e
+        {STATE_JOIN_SQL}
+        WHERE e.type = '{MESSAGE_POSTED}' AND {which} AND {VISIBLE_SQL} AND {where}"""
+
+
 def _sql(
     query: SearchQuery, *, scope: _Scope, author_id: int | None, window: tuple[int, int], limit: int
 ) -> tuple[str, list[Any]]:
     """One window of the log: matches with window[0] <= position < window[1], newest first."""
     users = get_user_model()._meta.db_table
     params: list[Any] = []
-    posted = scope.sql("e.stream_id", params) + " AND " + _conditions("(e.data ->> 'message')", query.terms, params)
-    posted += _filters(query, scope, author_id, window, params)
-    state = scope.sql("s.stream_id", params) + " AND " + _conditions("s.text", query.terms, params)
-    state += _filters(query, scope, author_id, window, params)
+    posted = _matches(query, scope=scope, author_id=author_id, window=window, edited=False, params=params)
+    edited = _matches(query, scope=scope, author_id=author_id, window=window, edited=True, params=params)
     params.append(limit)
-    # Never corrected: the posted event holds the current text. Corrected: the
-    # read model does (redacted rows have none and are left out). Sorting on
-    # `id + 0` keeps the planner from walking the window backwards by primary key
-    # hoping to meet a match soon; names are joined to the page's rows only.
+    # Sorting on `id + 0` keeps the planner from walking the window backwards by
+    # primary key hoping to meet a match soon; names are joined to the page's rows only.
     sql = f"""
-        SELECT h.id, r.name, h.seq, h.uuid, coalesce(u.username, ''), h.created_at, h.text, h.edited
+        SELECT r.name, coalesce(u.username, ''), h.*
         FROM (
-            SELECT * FROM (
-                SELECT e.id, e.stream_id, e.seq, e.uuid, e.actor_id, e.created_at,
-                       e.data ->> 'message' AS text, false AS edited
-                FROM events_event e
-                WHERE e.type = '{MESSAGE_POSTED}' AND {posted}
-                  AND NOT EXISTS (
-                      SELECT 1 FROM chat_messagestate c WHERE c.stream_id = e.stream_id AND c.seq = e.seq)
-                UNION ALL
-                SELECT e.id, e.stream_id, e.seq, e.uuid, e.actor_id, e.created_at, s.text, s.edit_count > 0
-                FROM chat_messagestate s
-                JOIN events_event e ON e.stream_id = s.stream_id AND e.seq = s.seq AND e.type = '{MESSAGE_POSTED}'
-                WHERE s.redacted_at IS NULL AND {state}
-            ) matches
+            SELECT * FROM ({posted} UNION ALL {edited}) matches
             ORDER BY matches.id + 0 DESC
             LIMIT %s
         ) h
@@ -314,20 +331,26 @@ def messages_search(*, user_id: int, query: SearchQuery) -> Results:
         raise
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    hits = [
-        Hit(
-            position=position,
-            room=room,
-            seq=seq,
-            id=str(uuid),
-            username=username,
-            ts=created_at,
-            text=text,
-            edited=edited,
-            segments=highlight(text, query.terms),
+    hits = []
+    for room, username, position, _stream, seq, uuid, author_id, created_at, version, data, *state in rows:
+        current = current_text_of_row(
+            seq=seq, author_id=author_id, type=MESSAGE_POSTED, version=version, data=data, state=tuple(state)
         )
-        for position, room, seq, uuid, username, created_at, text, edited in rows
-    ]
+        if current.shown is None:  # VISIBLE_SQL left it out already; the Python rule has the last word
+            continue
+        hits.append(
+            Hit(
+                position=position,
+                room=room,
+                seq=seq,
+                id=str(uuid),
+                username=username,
+                ts=created_at,
+                text=current.shown,
+                edited=current.edited,
+                segments=highlight(current.shown, query.terms),
+            )
+        )
     return Results(hits=hits, next_cursor=hits[-1].position if more and hits else None)
 
 

@@ -169,7 +169,7 @@ def actor_erase(*, actor_id: int, erasure_type: str) -> Erased:
     to the `audit:erasure` stream with data `{"user_id": actor_id}`. Then the
     data of the actor's events of every type registered with `personal_text`
     is replaced by its erased form (`{"erased": true}`, keeping `target_seq`)
-    through the database function `events_erase_texts` (migration 0006), the
+    through the database function `events_erase_texts` (events migration 0008), the
     one UPDATE the immutability trigger lets through. Content hashes are kept,
     so the chain still verifies, and events.verify accepts those rows because
     the record names their actor. One transaction; events of other types, and

@@ -11,8 +11,10 @@ from django.test import Client
 from django.utils import timezone
 
 from chat.erasure import user_erase
+from chat.messages import EDITED_SQL, EDITED_TEXT_SQL, POSTED_TEXT_SQL, STATE_JOIN_SQL, VISIBLE_SQL
 from chat.models import Membership, Room
 from chat.search import SearchQuery, messages_search, search_terms
+from chat.selectors import current_texts
 from chat.services import message_edit, message_post, message_redact, room_join
 from tests.factories import UserFactory
 
@@ -130,6 +132,51 @@ def test_an_erased_authors_messages_are_found_by_nothing(db, client_for):
     assert found(client, q=w) == [(name, kept.seq, f"{w} from bob")]
     assert found(client, q=edited) == []
     assert found(client, q=w, author=alice.username) == []
+
+
+def test_the_column_search_matches_holds_chat_messages_current_text(db, room, client_for):
+    """Search matches each visible message in the column chat.messages says holds
+    its current text, and shows what current_text says: posted, edited, edited
+    back, redacted and erased messages alike."""
+    name, a = room
+    words = {kind: word() for kind in ("plain", "draft", "final", "back", "redacted", "erased")}
+    plain = message_post(access=a["alice"], text=f"{words['plain']} plain", client_id=None)
+    edited = message_post(access=a["alice"], text=f"{words['draft']} draft", client_id=None)
+    message_edit(access=a["alice"], target_seq=edited.seq, text=f"{words['final']} final", client_id=None)
+    back = message_post(access=a["alice"], text=f"{words['back']} first", client_id=None)
+    message_edit(access=a["alice"], target_seq=back.seq, text="second", client_id=None)
+    message_edit(access=a["alice"], target_seq=back.seq, text=f"{words['back']} first", client_id=None)
+    redacted = message_post(access=a["bob"], text=f"{words['redacted']} oops", client_id=None)
+    message_redact(access=a["mod"], target_seq=redacted.seq, reason="", client_id=None)
+    leaver = UserFactory()
+    erased = message_post(access=room_join(user=leaver, name=name), text=f"{words['erased']} bye", client_id=None)
+    user_erase(user_id=leaver.pk)
+    stream_id = a["alice"].stream_id
+    seqs = [plain.seq, edited.seq, back.seq, redacted.seq, erased.seq]
+    python = {seq: current for (_, seq), current in current_texts(messages=[(stream_id, s) for s in seqs]).items()}
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.seq, CASE WHEN {EDITED_SQL} THEN {EDITED_TEXT_SQL} ELSE {POSTED_TEXT_SQL} END, {VISIBLE_SQL}"
+            f" FROM events_event e {STATE_JOIN_SQL} WHERE e.stream_id = %s AND e.seq = ANY(%s)",
+            [stream_id, seqs],
+        )
+        sql = {seq: text if visible else None for seq, text, visible in cursor.fetchall()}
+    assert sql == {seq: current.shown for seq, current in python.items()}
+
+    client = client_for(UserFactory())
+    shown = {
+        kind: [(r["seq"], r["message"], r["edited"]) for r in search(client, q=w, room=name)["results"]]
+        for kind, w in words.items()
+    }
+    assert shown == {
+        "plain": [(plain.seq, python[plain.seq].text, False)],
+        "draft": [],
+        "final": [(edited.seq, python[edited.seq].text, True)],
+        "back": [(back.seq, python[back.seq].text, True)],
+        "redacted": [],
+        "erased": [],
+    }
 
 
 def test_private_rooms_are_searched_only_by_their_members(db, client_for):

@@ -4,7 +4,7 @@ here with types registered by a test-only app, `probe`."""
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
 from events import schemas
 from events.models import Event, Stream
@@ -91,3 +91,36 @@ def test_the_chat_specific_erase_function_of_migration_0004_is_gone(db):
         assert cursor.fetchone() == (None,)
         cursor.execute("SELECT to_regprocedure('events_erase_texts(bigint, text[])') IS NOT NULL")
         assert cursor.fetchone() == (True,)
+
+
+def _scrub_by_hand(event_id: int, *, types: list[str] | None) -> None:
+    """The erase function's UPDATE, run by hand in this transaction under the
+    erasure flag, with `events.erasure_types` set to `types` (None: not set)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('events.erasure', 'on', true)")
+        if types is not None:
+            cursor.execute("SELECT set_config('events.erasure_types', %s::text[]::text, true)", [types])
+        cursor.execute("UPDATE events_event SET data = events_erased_data(data) WHERE id = %s", [event_id])
+
+
+def test_the_trigger_lets_a_scrub_through_only_for_the_types_being_erased(db, probe_types):
+    """Setting the erasure flag by hand is not enough: the row's type must be among
+    the types `events_erase_texts` was given (migration 0008)."""
+    alice = UserFactory()
+    stream = stream_create(key=f"probe:{uuid.uuid4().hex}")
+    written = event_append(stream_id=stream.pk, type=NOTE_WRITTEN, data={"text": "mine"}, actor_id=alice.pk).event
+    pinned = event_append(stream_id=stream.pk, type=NOTE_PINNED, data={"label": "kept"}, actor_id=alice.pk).event
+
+    for event_id, types in ((pinned.pk, None), (pinned.pk, []), (pinned.pk, [NOTE_WRITTEN]), (written.pk, None)):
+        with pytest.raises(IntegrityError, match="events are immutable"):
+            _scrub_by_hand(event_id, types=types)
+    assert _data(stream) == {1: {"text": "mine"}, 2: {"label": "kept"}}
+
+    # The erase function clears the types with the flag: nothing is left open after it.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT events_erase_texts(%s, %s::text[])", [alice.pk, [NOTE_WRITTEN]])
+        cursor.execute("SELECT current_setting('events.erasure_types', true)")
+        assert cursor.fetchone() == ("",)
+        with pytest.raises(IntegrityError, match="events are immutable"):
+            _scrub_by_hand(pinned.pk, types=None)
+    assert _data(stream) == {1: {"erased": True}, 2: {"label": "kept"}}

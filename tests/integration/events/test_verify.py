@@ -89,8 +89,10 @@ def test_an_erased_form_without_an_erasure_event_is_a_break(db):
     a = room_join(user=alice, name=name)
     message_post(access=a, text="kept", client_id=None)
     with connection.cursor() as cursor:
-        # Inside the test transaction: a forged "erasure" with no chat.user.erased event.
+        # Inside the test transaction: a forged "erasure" with no chat.user.erased event
+        # (the flag and, since events migration 0008, the types the trigger lets through).
         cursor.execute("SELECT set_config('events.erasure', 'on', true)")
+        cursor.execute("SELECT set_config('events.erasure_types', '{chat.message.posted}', true)")
         cursor.execute(
             "UPDATE events_event SET data = '{\"erased\": true}' WHERE stream_id = %s AND seq = 1", [a.stream_id]
         )
