@@ -14,7 +14,7 @@ honours, and only for replacing the data of that actor's chat.message.* events
 by `{"erased": true}` (keeping `target_seq`), every other column unchanged. The
 chain still verifies: it covers content_hash, which is kept.
 
-Migration 0006 replaces the chat-specific trigger and function by forms that
+Migration 0007 replaces the chat-specific trigger and function by forms that
 take the types to erase as a parameter (events.schemas registers them).
 """
 
@@ -73,7 +73,7 @@ $$;
 
 """
 
-# Kept apart so that migration 0006 can restore them when it is reversed.
+# Kept apart so that migration 0007 can restore them when it is reversed.
 REFUSE_CHANGE = """
 CREATE OR REPLACE FUNCTION events_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
