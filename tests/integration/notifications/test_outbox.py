@@ -1,4 +1,8 @@
-"""The email outbox: a real Celery worker sends it to a real SMTP server."""
+"""The email outbox: a real Celery worker sends it to a real SMTP server.
+
+The worker's beat also runs the projections, so a blog post published by an
+earlier test may be announced to this test's new user meanwhile: each test
+looks only at its own kind of email ("test")."""
 
 import os
 import threading
@@ -53,10 +57,10 @@ def test_queueing_is_idempotent_per_recipient_kind_and_key(committed):
 def test_worker_delivers_html_and_text_parts(celery_worker, smtp_sink, committed):
     user = UserFactory()
     outbox_enqueue(drafts=[_draft(user)])
-    (received,) = smtp_sink.wait_for(user.email)
+    (received,) = smtp_sink.wait_for(user.email, kind="test")
     assert received.message["Subject"] == "Hello" and received.message["X-Test"] == "yes"
     assert received.text.strip() == "plain body" and received.html.strip() == "<p>html body</p>"
-    row = _wait_row(OutboxEmail.objects.get(recipient=user).pk, "sent")
+    row = _wait_row(OutboxEmail.objects.get(recipient=user, kind="test").pk, "sent")
     assert row.attempts == 1 and row.sent_at is not None
     assert received.message["Message-ID"] == outbox_message_id(row)
 
@@ -65,25 +69,25 @@ def test_temporary_failure_is_retried_and_delivered_once(celery_worker, smtp_sin
     user = UserFactory()
     smtp_sink.fail_next(user.email, 451)
     outbox_enqueue(drafts=[_draft(user)])
-    row = _wait_row(OutboxEmail.objects.get(recipient=user).pk, "sent")
+    row = _wait_row(OutboxEmail.objects.get(recipient=user, kind="test").pk, "sent")
     assert (user.email, 451) in smtp_sink.refusals
     assert row.attempts == 2 and "451" in row.last_error
-    assert len(smtp_sink.to(user.email)) == 1
+    assert len(smtp_sink.to(user.email, kind="test")) == 1
 
 
 def test_permanent_failure_is_marked_failed_and_not_retried(celery_worker, smtp_sink, committed):
     user, later = UserFactory(), UserFactory()
     smtp_sink.fail_next(user.email, 550, 550, 550)
     outbox_enqueue(drafts=[_draft(user)])
-    row = _wait_row(OutboxEmail.objects.get(recipient=user).pk, "failed")
+    row = _wait_row(OutboxEmail.objects.get(recipient=user, kind="test").pk, "failed")
     assert row.attempts == 1 and "550" in row.last_error
     # The sender keeps running (another email gets through after it) without touching the failed row.
     outbox_enqueue(drafts=[_draft(later)])
-    smtp_sink.wait_for(later.email)
+    smtp_sink.wait_for(later.email, kind="test")
     send_task_and_wait_for_another(smtp_sink)
     assert [r for r in smtp_sink.refusals if r[0] == user.email] == [(user.email, 550)]
     assert OutboxEmail.objects.get(pk=row.pk).attempts == 1
-    assert smtp_sink.to(user.email) == []
+    assert smtp_sink.to(user.email, kind="test") == []
 
 
 def send_task_and_wait_for_another(smtp_sink) -> None:
@@ -93,14 +97,14 @@ def send_task_and_wait_for_another(smtp_sink) -> None:
     probe = UserFactory()
     outbox_enqueue(drafts=[_draft(probe)])
     send_task(outbox_send_task)
-    smtp_sink.wait_for(probe.email)
+    smtp_sink.wait_for(probe.email, kind="test")
 
 
 def test_temporary_failures_stop_after_max_attempts(celery_worker, smtp_sink, committed):
     user = UserFactory()
     smtp_sink.fail_next(user.email, *([451] * 10))
     outbox_enqueue(drafts=[_draft(user)])
-    row = _wait_row(OutboxEmail.objects.get(recipient=user).pk, "failed", timeout=30)
+    row = _wait_row(OutboxEmail.objects.get(recipient=user, kind="test").pk, "failed", timeout=30)
     assert row.attempts == 4  # OUTBOX_MAX_ATTEMPTS of the test worker
     assert len([r for r in smtp_sink.refusals if r[0] == user.email]) == 4
 
@@ -118,7 +122,7 @@ def test_connection_refused_is_temporary(committed):
     # Queued and sent in one transaction, so the session's worker never sees the row pending.
     with transaction.atomic():
         outbox_enqueue(drafts=[_draft(user)])
-        row = OutboxEmail.objects.get(recipient=user)
+        row = OutboxEmail.objects.get(recipient=user, kind="test")
         OutboxEmail.objects.filter(pk=row.pk).update(next_attempt_at="2000-01-01T00:00:00Z")  # first in line
         with override_settings(MAILERS=mailers, OUTBOX_RETRY_SECONDS=60):
             report = outbox_send(limit=1)
@@ -158,7 +162,7 @@ def test_two_senders_never_send_one_row_twice(smtp_sink, committed):
     for row in OutboxEmail.objects.filter(recipient__in=users):
         _wait_row(row.pk, "sent")  # a row is marked sent in the transaction after its SMTP transfer
     for u in users:
-        assert len(smtp_sink.to(u.email)) == 1
+        assert len(smtp_sink.to(u.email, kind="test")) == 1
 
 
 def _pending(recipient, quoted) -> OutboxEmail:
