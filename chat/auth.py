@@ -74,29 +74,29 @@ def sessions_signed_in(*, keys: list[str]) -> dict[str, SignedIn]:
         rows = rows.select_related("user")
     store = engine()
     User = get_user_model()
-    sessions: dict[str, dict[str, Any]] = {}
-    expiry: dict[str, datetime] = {}
+    # key -> (session data, the user id it names, expiry)
+    sessions: dict[str, tuple[dict[str, Any], Any, datetime]] = {}
     by_id: dict[Any, AbstractBaseUser | None] = {}
     for row in rows:
         session = store.decode(row.session_data)
-        expiry[row.session_key] = row.expire_date
         if session.get(BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS:
             continue
         if session[BACKEND_SESSION_KEY] != _MODEL_BACKEND:
             return _one_by_one(wanted)
-        sessions[row.session_key] = session
-        if joined and row.user_id is not None and row.user_id == user_id_of(session):
-            by_id[row.user_id] = row.user  # None: the user is gone
+        user_id = user_id_of(session)
+        sessions[row.session_key] = (session, user_id, row.expire_date)
+        if joined and row.user_id is not None and row.user_id == user_id:
+            by_id[user_id] = row.user  # None: the user is gone
     # Django's own table, or a row whose column does not name the data's user.
-    missing = {user_id_of(s) for s in sessions.values()} - by_id.keys() - {None}
+    missing = {user_id for _, user_id, _ in sessions.values()} - by_id.keys() - {None}
     if missing:
         by_id.update((u.pk, u) for u in User._default_manager.filter(pk__in=missing))
     users: dict[str, SignedIn] = {}
-    for key, session in sessions.items():
-        user = by_id.get(user_id_of(session))
+    for key, (session, user_id, expires) in sessions.items():
+        user = by_id.get(user_id)
         # ModelBackend.user_can_authenticate: an inactive user cannot sign in.
         if user is not None and getattr(user, "is_active", True) and _hash_verified(session, user):
-            users[key] = SignedIn(user=user, expires=expiry[key])
+            users[key] = SignedIn(user=user, expires=expires)
     return users
 
 
