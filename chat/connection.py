@@ -19,7 +19,8 @@ interface does not offer:
   so a slow consumer is closed (4008) instead of growing the server's memory;
 - `release_handshake`: the HTTP upgrade's leftovers that nothing reads again
   (header lists and dicts, the HTTP channel kept as the transport's producer)
-  are dropped once the socket is open: a few KiB per idle socket;
+  are dropped once the socket is open, and autobahn's empty send deque becomes
+  a list: a few KiB per idle socket;
 - `share_protocol_options`: autobahn copies each of its ~40 options from the
   factory into every connection's own `__dict__`, and pretty-prints them all for
   a debug log that is off, at every handshake (6 % of a connect storm's CPU).
