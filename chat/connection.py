@@ -94,9 +94,10 @@ def text_frame(payload: bytes) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, n) + payload
 
 
-def send_text(connection: Any, payload: bytes) -> None:
+def send_text(connection: Any, payload: bytes) -> int:
     """`connection.sendMessage(payload)` for a text message (see the module doc);
-    raises autobahn's Disconnected on a connection that is not open, as it does."""
+    raises autobahn's Disconnected on a connection that is not open, as it does.
+    Returns the bytes still waiting for the client (`queued_bytes`)."""
     if (
         connection._perMessageCompress is not None
         or connection.send_state != _GROUND
@@ -108,7 +109,7 @@ def send_text(connection: Any, payload: bytes) -> None:
         or 0 < connection.maxMessagePayloadSize < len(payload)
     ):
         connection.sendMessage(payload, False)
-        return
+        return queued_bytes(connection)
     if connection.state != _OPEN:
         raise Disconnected("Attempt to send on a closed protocol")
     global _framed
@@ -124,9 +125,10 @@ def send_text(connection: Any, payload: bytes) -> None:
         except OSError:  # full (EAGAIN) or failing: Twisted's write buffers it or reports the loss
             sent = 0
         if sent == len(frame):
-            return
+            return 0
         frame = frame[sent:]
     transport.write(frame)
+    return queued_bytes(connection)
 
 
 def release_handshake(connection: Any, scope: dict[str, Any]) -> None:

@@ -344,10 +344,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             task.add_done_callback(_pending.discard)
             return
         try:
-            send_text(connection, frame if isinstance(frame, bytes) else frame.encode())
+            queued = send_text(connection, frame if isinstance(frame, bytes) else frame.encode())
         except Disconnected:
             return  # the client went away: nothing to deliver to
-        if queued_bytes(connection) > settings.CHAT_SEND_QUEUE_BYTES and not self.closing:
+        if queued > settings.CHAT_SEND_QUEUE_BYTES and not self.closing:
             task = asyncio.create_task(self.too_slow())
             _pending.add(task)
             task.add_done_callback(_pending.discard)
